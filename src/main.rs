@@ -1,1 +1,109 @@
-fn main() {}
+//! `credit-risk`: the one binary. Parses the command line and hands over to the crates.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+mod settings;
+
+use settings::Settings;
+
+/// Real-time credit risk: Kafka scoring, the loan book, NPA and IFRS 9 accounting.
+#[derive(Debug, Parser)]
+#[command(name = "credit-risk", version, about)]
+struct Cli {
+    /// Settings file (TOML); environment variables `CREDIT__SECTION__KEY` override it.
+    #[arg(long, global = true, env = "CREDIT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run Kafka and PostgreSQL for the other stages: the configured servers are checked, or an
+    /// embedded Kafka cluster (topics created) and a private PostgreSQL are started. Prints the
+    /// addresses and runs until Ctrl-C.
+    Infra,
+    /// Print the effective settings (defaults < file < environment) as TOML; secrets redacted.
+    Config {
+        /// Print the compiled-in defaults only.
+        #[arg(long)]
+        defaults: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings: Settings = match &cli.command {
+        Command::Config { defaults: true } => Settings::default(),
+        _ => runtime::settings::load(cli.config.as_deref())?,
+    };
+    runtime::telemetry::init(&settings.infra.telemetry);
+    match cli.command {
+        Command::Config { .. } => {
+            let mut shown = settings;
+            if shown.infra.database.url.is_some() {
+                shown.infra.database.url = Some(runtime::settings::Secret::new("<redacted>"));
+            }
+            print!(
+                "{}",
+                toml::to_string_pretty(&shown).context("rendering settings")?
+            );
+            Ok(())
+        }
+        Command::Infra => tokio::runtime::Runtime::new()?.block_on(infra(settings)),
+    }
+}
+
+async fn infra(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = runtime::shutdown::on_signals();
+    let infra = runtime::infra::Infra::start(&settings.infra, true)
+        .await
+        .context("starting infrastructure")?;
+    if infra.embedded_kafka().is_none() {
+        check_kafka(&infra.brokers).await?;
+    }
+    if let (None, Some(url)) = (infra.embedded_postgres(), &infra.database_url) {
+        let pool = runtime::postgres::connect(url, 1).await?;
+        sqlx::query("SELECT 1")
+            .execute(&pool)
+            .await
+            .context("checking PostgreSQL")?;
+        pool.close().await;
+    }
+    println!("Kafka bootstrap servers: {}", infra.brokers);
+    if let Some(pg) = infra.embedded_postgres() {
+        println!("PostgreSQL: {}", pg.url().expose());
+        println!("PostgreSQL data directory: {}", pg.data_dir().display());
+    } else if infra.database_url.is_some() {
+        println!("PostgreSQL: configured by DATABASE_URL");
+    }
+    println!("Press Ctrl-C to stop.");
+    shutdown.cancelled().await;
+    let data_dir = infra
+        .embedded_postgres()
+        .map(|pg| pg.data_dir().to_path_buf());
+    infra.stop();
+    if let Some(dir) = data_dir {
+        println!("Stopped. The database is kept in {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Fetch cluster metadata from configured brokers, so a wrong address fails here, clearly.
+async fn check_kafka(brokers: &str) -> anyhow::Result<()> {
+    let brokers = brokers.to_string();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        use rdkafka::producer::{BaseProducer, Producer};
+        let producer: BaseProducer = runtime::kafka::producer_config(&brokers).create()?;
+        let metadata = producer
+            .client()
+            .fetch_metadata(None, std::time::Duration::from_secs(10))
+            .with_context(|| format!("no Kafka broker answers at {brokers}"))?;
+        tracing::info!(brokers = metadata.brokers().len(), "Kafka reachable");
+        Ok(())
+    })
+    .await?
+}

@@ -1,1 +1,1 @@
-//! placeholder
+//! HTTP edge: REST API, dashboard, metrics.

@@ -1,1 +1,1 @@
-//! placeholder
+//! Applications into Kafka: validation, normalisation, dead-letter, loaders.

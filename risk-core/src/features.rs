@@ -63,26 +63,66 @@ use Monotone::{Decreasing as Dec, Free, Increasing as Inc};
 
 /// The features of v1, in column order.
 pub const FEATURES: [Feature; 21] = [
-    f("log_loan_amount", Free, "ln of the requested amount in major units"),
+    f(
+        "log_loan_amount",
+        Free,
+        "ln of the requested amount in major units",
+    ),
     f("tenure_months", Free, "tenure in months"),
     f("interest_rate_pct", Free, "annual rate in percent"),
     f("log_emi", Free, "ln of the proposed EMI in major units"),
-    f("foir", Inc, "(existing obligations + proposed EMI) / monthly income"),
+    f(
+        "foir",
+        Inc,
+        "(existing obligations + proposed EMI) / monthly income",
+    ),
     f("loan_to_income", Inc, "amount / annual income"),
-    f("ltv", Inc, "amount / collateral value; missing when unsecured"),
-    f("log_monthly_income", Dec, "ln of gross monthly income in major units"),
+    f(
+        "ltv",
+        Inc,
+        "amount / collateral value; missing when unsecured",
+    ),
+    f(
+        "log_monthly_income",
+        Dec,
+        "ln of gross monthly income in major units",
+    ),
     f("years_employed", Dec, "years in current employment"),
     f("employment_type", Free, "employment category code"),
     f("dependents", Free, "number of dependents"),
     f("residence", Free, "residence status code"),
     f("bureau_score", Dec, "bureau score; missing for thin files"),
-    f("history_months", Dec, "months of credit history; missing for thin files"),
-    f("delinquencies_24m", Inc, "delinquencies in 24 months; missing for thin files"),
-    f("inquiries_6m", Inc, "inquiries in 6 months; missing for thin files"),
-    f("revolving_utilisation", Inc, "revolving utilisation as a fraction; missing for thin files"),
-    f("open_accounts", Free, "open trade lines; missing for thin files"),
+    f(
+        "history_months",
+        Dec,
+        "months of credit history; missing for thin files",
+    ),
+    f(
+        "delinquencies_24m",
+        Inc,
+        "delinquencies in 24 months; missing for thin files",
+    ),
+    f(
+        "inquiries_6m",
+        Inc,
+        "inquiries in 6 months; missing for thin files",
+    ),
+    f(
+        "revolving_utilisation",
+        Inc,
+        "revolving utilisation as a fraction; missing for thin files",
+    ),
+    f(
+        "open_accounts",
+        Free,
+        "open trade lines; missing for thin files",
+    ),
     f("purpose", Free, "purpose code"),
-    f("secured", Free, "1 when the purpose is lent against collateral"),
+    f(
+        "secured",
+        Free,
+        "1 when the purpose is lent against collateral",
+    ),
     f("thin_file", Free, "1 when there is no bureau record"),
 ];
 
@@ -231,8 +271,17 @@ mod tests {
 
     #[test]
     fn prohibited_attributes_are_recognised_in_column_names() {
-        let found = prohibited_in(["income", "Gender", "applicant_religion", "MARITAL_STATUS", "sexy_score_x"]);
-        assert_eq!(found, vec!["Gender", "applicant_religion", "MARITAL_STATUS"]);
+        let found = prohibited_in([
+            "income",
+            "Gender",
+            "applicant_religion",
+            "MARITAL_STATUS",
+            "sexy_score_x",
+        ]);
+        assert_eq!(
+            found,
+            vec!["Gender", "applicant_religion", "MARITAL_STATUS"]
+        );
     }
 
     #[test]

@@ -156,7 +156,10 @@ mod tests {
 
     #[test]
     fn an_npa_is_credit_impaired_even_after_dpd_falls() {
-        assert_eq!(Ifrs9Settings::default().stage(10, true, None, None), Stage::Three);
+        assert_eq!(
+            Ifrs9Settings::default().stage(10, true, None, None),
+            Stage::Three
+        );
     }
 
     #[test]

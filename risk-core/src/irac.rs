@@ -147,7 +147,13 @@ impl IracSettings {
     /// - An NPA is upgraded only when all arrears are paid (`arrears == 0`); a partial payment
     ///   that lowers DPD leaves it NPA, ageing from its original NPA date.
     /// - A performing loan becomes NPA, dated `on`, when DPD exceeds the threshold.
-    pub fn classify(&self, prev: ClassState, dpd: u32, arrears: Minor, on: NaiveDate) -> ClassState {
+    pub fn classify(
+        &self,
+        prev: ClassState,
+        dpd: u32,
+        arrears: Minor,
+        on: NaiveDate,
+    ) -> ClassState {
         if prev.class == AssetClass::Loss {
             return prev;
         }
@@ -262,7 +268,10 @@ mod tests {
     fn loss_is_kept_whatever_is_paid() {
         let s = IracSettings::default();
         let lost = mark_loss(ClassState::STANDARD, d(2026, 1, 1));
-        assert_eq!(s.classify(lost, 0, 0, d(2026, 2, 1)).class, AssetClass::Loss);
+        assert_eq!(
+            s.classify(lost, 0, 0, d(2026, 2, 1)).class,
+            AssetClass::Loss
+        );
     }
 
     #[test]

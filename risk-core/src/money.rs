@@ -13,7 +13,10 @@ pub const BPS_PER_UNIT: i64 = 10_000;
 
 /// `amount × bps / 10,000`, rounded half away from zero, computed in 128-bit integers.
 pub fn apply_bps(amount: Minor, bps: i64) -> Minor {
-    div_round(i128::from(amount) * i128::from(bps), i128::from(BPS_PER_UNIT))
+    div_round(
+        i128::from(amount) * i128::from(bps),
+        i128::from(BPS_PER_UNIT),
+    )
 }
 
 /// `numerator / denominator` rounded half away from zero, saturating at the `i64` range.
@@ -47,7 +50,10 @@ impl RateBps {
         if (0..=Self::MAX).contains(&bps) {
             Ok(Self(bps))
         } else {
-            Err(format!("interest rate {bps} bps is outside 0..={}", Self::MAX))
+            Err(format!(
+                "interest rate {bps} bps is outside 0..={}",
+                Self::MAX
+            ))
         }
     }
 

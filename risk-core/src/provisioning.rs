@@ -46,7 +46,12 @@ impl ProvisionSettings {
     /// Provision required on `outstanding` for a loan of `class` whose security is worth
     /// `realisable_security` (0 when unsecured). For Doubtful classes the secured portion
     /// (outstanding covered by security) and the unsecured remainder carry different rates.
-    pub fn provision(&self, class: AssetClass, outstanding: Minor, realisable_security: Minor) -> Minor {
+    pub fn provision(
+        &self,
+        class: AssetClass,
+        outstanding: Minor,
+        realisable_security: Minor,
+    ) -> Minor {
         let outstanding = outstanding.max(0);
         let secured = realisable_security.clamp(0, outstanding);
         let unsecured = outstanding - secured;
@@ -84,16 +89,28 @@ mod tests {
     fn an_unsecured_substandard_loan_needs_twenty_five_percent() {
         let p = ProvisionSettings::default();
         assert_eq!(p.provision(AssetClass::SubStandard, 1_000_000, 0), 250_000);
-        assert_eq!(p.provision(AssetClass::SubStandard, 1_000_000, 2_000_000), 150_000);
+        assert_eq!(
+            p.provision(AssetClass::SubStandard, 1_000_000, 2_000_000),
+            150_000
+        );
     }
 
     #[test]
     fn doubtful_loans_split_into_secured_and_unsecured_portions() {
         let p = ProvisionSettings::default();
         // 600k secured at 25% + 400k unsecured at 100%.
-        assert_eq!(p.provision(AssetClass::Doubtful1, 1_000_000, 600_000), 550_000);
-        assert_eq!(p.provision(AssetClass::Doubtful2, 1_000_000, 600_000), 640_000);
-        assert_eq!(p.provision(AssetClass::Doubtful3, 1_000_000, 600_000), 1_000_000);
+        assert_eq!(
+            p.provision(AssetClass::Doubtful1, 1_000_000, 600_000),
+            550_000
+        );
+        assert_eq!(
+            p.provision(AssetClass::Doubtful2, 1_000_000, 600_000),
+            640_000
+        );
+        assert_eq!(
+            p.provision(AssetClass::Doubtful3, 1_000_000, 600_000),
+            1_000_000
+        );
         assert_eq!(p.provision(AssetClass::Loss, 1_000_000, 600_000), 1_000_000);
     }
 }

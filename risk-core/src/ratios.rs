@@ -6,10 +6,13 @@ use crate::money::Minor;
 
 /// FOIR (fixed obligations to income): `(existing obligations + proposed EMI) / gross monthly
 /// income`. `None` when income is not positive (the ratio is undefined, not zero).
-pub fn foir(existing_obligations: Minor, proposed_emi: Minor, monthly_income: Minor) -> Option<f64> {
-    (monthly_income > 0).then(|| {
-        (existing_obligations.max(0) + proposed_emi.max(0)) as f64 / monthly_income as f64
-    })
+pub fn foir(
+    existing_obligations: Minor,
+    proposed_emi: Minor,
+    monthly_income: Minor,
+) -> Option<f64> {
+    (monthly_income > 0)
+        .then(|| (existing_obligations.max(0) + proposed_emi.max(0)) as f64 / monthly_income as f64)
 }
 
 /// Loan-to-income: loan amount over annual income (12 × monthly). `None` without income.

@@ -121,7 +121,10 @@ mod tests {
     #[test]
     fn emi_of_ten_lakh_at_ten_percent_over_five_years_matches_the_bank_tables() {
         // ₹10,00,000 at 10% for 60 months: ₹21,247.04 (published EMI tables).
-        assert_eq!(emi(100_000_000, RateBps::parse(1000).unwrap(), 60), 2_124_705);
+        assert_eq!(
+            emi(100_000_000, RateBps::parse(1000).unwrap(), 60),
+            2_124_705
+        );
     }
 
     #[test]
@@ -141,7 +144,12 @@ mod tests {
 
     #[test]
     fn the_last_instalment_absorbs_the_rounding() {
-        let s = schedule(100_000_000, RateBps::parse(1000).unwrap(), 60, d(2026, 1, 5));
+        let s = schedule(
+            100_000_000,
+            RateBps::parse(1000).unwrap(),
+            60,
+            d(2026, 1, 5),
+        );
         assert_eq!(s.len(), 60);
         assert_eq!(s.iter().map(|i| i.principal).sum::<Minor>(), 100_000_000);
         assert_eq!(s[59].closing_balance, 0);

@@ -116,13 +116,25 @@ mod tests {
     fn the_base_odds_score_the_base_score() {
         let s = ScoreScaling::default();
         assert!((s.raw(1.0 / 31.0) - 600.0).abs() < 1e-9);
-        assert_eq!(s.score(1.0 / 31.0), Score { value: 600, clamped: false });
+        assert_eq!(
+            s.score(1.0 / 31.0),
+            Score {
+                value: 600,
+                clamped: false
+            }
+        );
     }
 
     #[test]
     fn a_near_certain_default_is_clamped_to_three_hundred() {
         let s = ScoreScaling::default().score(0.999_999);
-        assert_eq!(s, Score { value: 300, clamped: true });
+        assert_eq!(
+            s,
+            Score {
+                value: 300,
+                clamped: true
+            }
+        );
     }
 
     #[test]

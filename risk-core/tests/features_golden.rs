@@ -2,6 +2,8 @@
 //! silently break every trained model) fails here. Regenerate deliberately, with a new
 //! `features::VERSION`, by running with `UPDATE_GOLDEN=1`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use risk_core::features;
 use schemas::LoanApplication;
 use serde_json::{json, Value};
@@ -39,10 +41,18 @@ fn computed() -> Value {
 fn feature_set_v1_matches_its_golden_file() {
     let now = computed();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(GOLDEN_PATH, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
+        std::fs::write(
+            GOLDEN_PATH,
+            serde_json::to_string_pretty(&now).unwrap() + "\n",
+        )
+        .unwrap();
     }
-    let golden: Value = serde_json::from_str(&std::fs::read_to_string(GOLDEN_PATH).unwrap()).unwrap();
-    assert_eq!(now, golden, "feature output changed; bump features::VERSION and regenerate");
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(GOLDEN_PATH).unwrap()).unwrap();
+    assert_eq!(
+        now, golden,
+        "feature output changed; bump features::VERSION and regenerate"
+    );
 }
 
 #[test]
@@ -59,7 +69,10 @@ fn a_thin_file_applicant_has_missing_bureau_features_not_zeros() {
 #[test]
 fn an_unsecured_loan_has_missing_ltv() {
     let apps: Vec<LoanApplication> = serde_json::from_str(APPLICATIONS).unwrap();
-    let unsecured = apps.iter().find(|a| a.loan.collateral_value.is_none()).unwrap();
+    let unsecured = apps
+        .iter()
+        .find(|a| a.loan.collateral_value.is_none())
+        .unwrap();
     let names = features::names();
     let ltv = features::compute(unsecured)[names.iter().position(|x| *x == "ltv").unwrap()];
     assert!(ltv.is_nan());

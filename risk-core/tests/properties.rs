@@ -1,5 +1,7 @@
 //! Property tests of the domain invariants.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chrono::NaiveDate;
 use proptest::prelude::*;
 use risk_core::dpd::{delinquency, Payment};

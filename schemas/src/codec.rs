@@ -28,7 +28,9 @@ pub enum DecodeError {
         len: usize,
     },
     /// Does not start with `C3 01`.
-    #[error("message does not start with the Avro single-object marker C3 01 (found {found:02X?})")]
+    #[error(
+        "message does not start with the Avro single-object marker C3 01 (found {found:02X?})"
+    )]
     BadMagic {
         /// The first two bytes.
         found: [u8; 2],
@@ -267,7 +269,10 @@ pub fn encode<T: AvroMessage>(message: &T) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// Encode a message with a given schema version (used by compatibility tests and replays).
-pub fn encode_with<T: AvroMessage>(message: &T, version: &SchemaVersion) -> Result<Vec<u8>, String> {
+pub fn encode_with<T: AvroMessage>(
+    message: &T,
+    version: &SchemaVersion,
+) -> Result<Vec<u8>, String> {
     let value = message.to_avro(&version.schema)?;
     let body = apache_avro::to_avro_datum(&version.schema, value).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());

@@ -102,7 +102,11 @@ impl Registry {
                     .insert(fingerprint, (family.name, i))
                     .is_some()
                 {
-                    return Err(format!("{} v{} duplicates a fingerprint", family.name, i + 1));
+                    return Err(format!(
+                        "{} v{} duplicates a fingerprint",
+                        family.name,
+                        i + 1
+                    ));
                 }
                 versions.push(SchemaVersion {
                     family: family.name,

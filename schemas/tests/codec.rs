@@ -1,5 +1,7 @@
 //! Round trips, malformed input and schema evolution of the single-object codec.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use chrono::{NaiveDate, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
@@ -167,12 +169,24 @@ fn valid_messages() -> Vec<Vec<u8>> {
 
 #[test]
 fn every_message_type_survives_a_round_trip() {
-    assert_eq!(decode::<LoanApplication>(&encode(&application()).unwrap()).unwrap(), application());
-    assert_eq!(decode::<Decision>(&encode(&decision()).unwrap()).unwrap(), decision());
-    assert_eq!(decode::<ModelPromoted>(&encode(&model_promoted()).unwrap()).unwrap(), model_promoted());
+    assert_eq!(
+        decode::<LoanApplication>(&encode(&application()).unwrap()).unwrap(),
+        application()
+    );
+    assert_eq!(
+        decode::<Decision>(&encode(&decision()).unwrap()).unwrap(),
+        decision()
+    );
+    assert_eq!(
+        decode::<ModelPromoted>(&encode(&model_promoted()).unwrap()).unwrap(),
+        model_promoted()
+    );
     assert!(decode::<CustomerRegistered>(&encode(&customer()).unwrap()).unwrap() == customer());
     for event in events() {
-        assert_eq!(decode::<LoanEvent>(&encode(&event).unwrap()).unwrap(), event);
+        assert_eq!(
+            decode::<LoanEvent>(&encode(&event).unwrap()).unwrap(),
+            event
+        );
     }
 }
 
@@ -196,10 +210,16 @@ fn a_message_starts_with_the_magic_and_the_writer_fingerprint() {
 
 #[test]
 fn each_malformed_header_gets_its_own_typed_error() {
-    assert_eq!(decode::<LoanApplication>(&[0xC3]), Err(DecodeError::TooShort { len: 1 }));
+    assert_eq!(
+        decode::<LoanApplication>(&[0xC3]),
+        Err(DecodeError::TooShort { len: 1 })
+    );
     let mut bytes = encode(&application()).unwrap();
     bytes[0] = b'{';
-    assert!(matches!(decode::<LoanApplication>(&bytes), Err(DecodeError::BadMagic { .. })));
+    assert!(matches!(
+        decode::<LoanApplication>(&bytes),
+        Err(DecodeError::BadMagic { .. })
+    ));
     let mut bytes = encode(&application()).unwrap();
     bytes[5] ^= 0xFF;
     assert!(matches!(
@@ -207,7 +227,10 @@ fn each_malformed_header_gets_its_own_typed_error() {
         Err(DecodeError::UnknownFingerprint { .. })
     ));
     let bytes = encode(&decision()).unwrap();
-    assert!(matches!(decode::<LoanApplication>(&bytes), Err(DecodeError::WrongType { .. })));
+    assert!(matches!(
+        decode::<LoanApplication>(&bytes),
+        Err(DecodeError::WrongType { .. })
+    ));
     let mut bytes = encode(&application()).unwrap();
     bytes.push(0);
     assert!(matches!(
@@ -228,7 +251,12 @@ fn every_truncation_of_every_valid_message_is_an_error() {
                 decode::<ModelPromoted>(cut).err(),
                 decode::<CustomerRegistered>(cut).err(),
             ];
-            assert!(results.iter().all(Option::is_some), "prefix of {len} of {} bytes decoded: {results:?} {:02x?}", bytes.len(), &bytes[len..]);
+            assert!(
+                results.iter().all(Option::is_some),
+                "prefix of {len} of {} bytes decoded: {results:?} {:02x?}",
+                bytes.len(),
+                &bytes[len..]
+            );
         }
     }
 }
@@ -275,7 +303,10 @@ fn a_hundred_thousand_random_and_truncated_inputs_return_errors_without_panickin
         ];
         match i % 4 {
             // Noise and truncations are never a whole message: each must be an error.
-            0 | 2 => assert!(results.iter().all(|e| *e), "input {i} decoded: {input:02x?}"),
+            0 | 2 => assert!(
+                results.iter().all(|e| *e),
+                "input {i} decoded: {input:02x?}"
+            ),
             // A header with noise, or a mutated body, can by chance be a valid message of its
             // type; it must then be valid for at most that one type, and nothing may panic.
             _ => assert!(results.iter().filter(|e| !**e).count() <= 1, "input {i}"),
@@ -339,7 +370,11 @@ fn the_compatibility_check_rejects_a_new_field_without_a_default() {
         {"name":"b","type":"string"}]}"#;
     for (v2, compatible) in [(good, true), (bad, false)] {
         let versions: &'static [&'static str] = Box::leak(Box::new([v1, v2]));
-        let registry = Registry::build(&[Family { name: "T", versions }]).unwrap();
+        let registry = Registry::build(&[Family {
+            name: "T",
+            versions,
+        }])
+        .unwrap();
         let all = registry.versions("T");
         let result = SchemaCompatibility::can_read(&all[0].schema, &all[1].schema);
         assert_eq!(result.is_ok(), compatible);

@@ -1,1 +1,1 @@
-//! placeholder
+//! Kafka scorer: features, model, policy, decisions.

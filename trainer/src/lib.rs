@@ -1,1 +1,1 @@
-//! placeholder
+//! Training job: dataset extraction, XGBoost training, evaluation, registry.

@@ -1,0 +1,27 @@
+//! The whole settings tree of the `credit-risk` binary.
+
+use risk_core::settings::DomainSettings;
+use runtime::settings::InfraSettings;
+use serde::{Deserialize, Serialize};
+
+/// Every setting, layered defaults < file < `CREDIT__*` environment variables.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Kafka, PostgreSQL, logging, HTTP.
+    pub infra: InfraSettings,
+    /// Credit policy, scaling, IRAC, IFRS 9, provisioning.
+    pub domain: DomainSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_settings_file_is_the_defaults() {
+        let example: Settings =
+            toml::from_str(include_str!("../deploy/settings.example.toml")).unwrap();
+        assert_eq!(example, Settings::default());
+    }
+}
