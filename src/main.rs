@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod generate;
 mod settings;
 
 use settings::Settings;
@@ -26,6 +27,9 @@ enum Command {
     /// embedded Kafka cluster (topics created) and a private PostgreSQL are started. Prints the
     /// addresses and runs until Ctrl-C.
     Infra,
+    /// Generate a synthetic loan history with known ground truth (a true PD per application),
+    /// to files or to the Kafka topics; prints a summary with the best achievable AUC.
+    Generate(generate::GenerateArgs),
     /// Print the effective settings (defaults < file < environment) as TOML; secrets redacted.
     Config {
         /// Print the compiled-in defaults only.
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Infra => tokio::runtime::Runtime::new()?.block_on(infra(settings)),
+        Command::Generate(args) => generate::run(args, settings),
     }
 }
 

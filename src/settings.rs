@@ -1,5 +1,6 @@
 //! The whole settings tree of the `credit-risk` binary.
 
+use ingest::generator::GeneratorSettings;
 use risk_core::settings::DomainSettings;
 use runtime::settings::InfraSettings;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,8 @@ pub struct Settings {
     pub infra: InfraSettings,
     /// Credit policy, scaling, IRAC, IFRS 9, provisioning.
     pub domain: DomainSettings,
+    /// The synthetic lender of `credit-risk generate`.
+    pub generator: GeneratorSettings,
 }
 
 #[cfg(test)]

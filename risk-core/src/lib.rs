@@ -10,6 +10,7 @@
 //! - [`provisioning`]: IRAC provisions by class.
 //! - [`scoring`]: PDO score scaling and grades.
 //! - [`policy`]: knock-out rules and PD cut-offs.
+//! - [`metrics`]: AUC, Gini, KS, Brier and a constant-memory AUC.
 //! - [`features`]: feature set v1, shared by the scorer and the trainer.
 //! - [`settings`]: every threshold above in one typed, deserialisable tree.
 //!
@@ -19,6 +20,7 @@ pub mod dpd;
 pub mod features;
 pub mod ifrs9;
 pub mod irac;
+pub mod metrics;
 pub mod money;
 pub mod policy;
 pub mod provisioning;

@@ -54,6 +54,8 @@ pub struct SchemaVersion {
     pub version: u32,
     /// Parsed schema.
     pub schema: Schema,
+    /// The schema text as published.
+    pub text: &'static str,
     /// CRC-64-AVRO fingerprint of the parsing canonical form, little-endian.
     pub fingerprint: [u8; 8],
 }
@@ -112,6 +114,7 @@ impl Registry {
                     family: family.name,
                     version: u32::try_from(i + 1).unwrap_or(u32::MAX),
                     schema,
+                    text,
                     fingerprint,
                 });
             }

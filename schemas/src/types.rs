@@ -295,8 +295,9 @@ pub struct BusinessDayClosed {
     pub business_date: NaiveDate,
 }
 
-/// The union carried by a LoanEvent.
-#[derive(Debug, Clone, PartialEq)]
+/// The union carried by a LoanEvent. In JSON the branch is named by a `type` field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
 pub enum LoanEventBody {
     /// LoanDisbursed.
     LoanDisbursed(LoanDisbursed),
@@ -334,11 +335,12 @@ impl LoanEventBody {
 }
 
 /// LoanEvent v1: one fact about a loan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoanEvent {
     /// Unique event id; applied once.
     pub event_id: String,
     /// When the event happened.
+    #[serde(with = "timestamp_millis")]
     pub occurred_at: DateTime<Utc>,
     /// What happened.
     pub body: LoanEventBody,
