@@ -11,6 +11,7 @@
 //! - [`scoring`]: PDO score scaling and grades.
 //! - [`policy`]: knock-out rules and PD cut-offs.
 //! - [`metrics`]: AUC, Gini, KS, Brier and a constant-memory AUC.
+//! - [`model`]: the artifact format, native tree-ensemble inference and exact TreeSHAP.
 //! - [`features`]: feature set v1, shared by the scorer and the trainer.
 //! - [`settings`]: every threshold above in one typed, deserialisable tree.
 //!
@@ -21,6 +22,7 @@ pub mod features;
 pub mod ifrs9;
 pub mod irac;
 pub mod metrics;
+pub mod model;
 pub mod money;
 pub mod policy;
 pub mod provisioning;

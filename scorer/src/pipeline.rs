@@ -1,0 +1,365 @@
+//! The consumer loop: batches of applications → decisions, offsets stored only once the
+//! decisions (and any dead letters) are acknowledged by the broker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures::future::try_join_all;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use risk_core::settings::DomainSettings;
+use schemas::{Decision, LoanApplication};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::decide::{decide, Explain};
+use crate::error::ScorerError;
+use crate::metrics::Metrics;
+use crate::models::Models;
+use crate::psi::PsiWindow;
+use crate::validate;
+
+/// How the scorer runs.
+#[derive(Debug, Clone)]
+pub struct ScorerConfig {
+    /// Topic of applications.
+    pub applications_topic: String,
+    /// Topic of decisions.
+    pub decisions_topic: String,
+    /// Dead-letter topic of the applications topic.
+    pub dlq_topic: String,
+    /// Most applications scored together.
+    pub batch_size: usize,
+    /// Longest wait to fill a batch once one message is in hand.
+    pub linger: Duration,
+    /// Which decisions get reasons.
+    pub explain: Explain,
+    /// Consume-transform-produce in Kafka transactions.
+    pub exactly_once: bool,
+    /// Domain settings.
+    pub domain: DomainSettings,
+    /// Applications in the PSI window.
+    pub psi_window: usize,
+}
+
+/// Consumer context: lag from librdkafka's statistics, rebalance logging.
+pub struct ScorerContext {
+    /// Metrics to update.
+    pub metrics: Metrics,
+}
+
+impl ClientContext for ScorerContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        self.metrics.consumer_lag.set(lag);
+    }
+}
+
+impl ConsumerContext for ScorerContext {
+    fn pre_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        // Batches complete (acknowledged, offsets stored) before the next poll, so nothing is
+        // in flight here; librdkafka commits the stored offsets on revoke.
+        tracing::info!(?rebalance, "Rebalance");
+    }
+}
+
+/// The scoring consumer.
+pub type ScorerConsumer = StreamConsumer<ScorerContext>;
+
+/// What one message became.
+enum Outcome {
+    Decided(Box<Decision>, DateTime<Utc>),
+    Dead {
+        class: &'static str,
+        message: String,
+    },
+}
+
+fn message_time(m: &OwnedMessage) -> Option<DateTime<Utc>> {
+    m.timestamp()
+        .to_millis()
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+}
+
+/// Score a batch (CPU work; run off the async runtime).
+fn score_batch(
+    batch: &[OwnedMessage],
+    models: &Models,
+    config: &ScorerConfig,
+    psi: &mut PsiWindow,
+) -> Vec<Outcome> {
+    batch
+        .iter()
+        .map(|m| {
+            let app: LoanApplication = match schemas::decode(m.payload().unwrap_or_default()) {
+                Ok(app) => app,
+                Err(e) => {
+                    return Outcome::Dead {
+                        class: e.class(),
+                        message: e.to_string(),
+                    }
+                }
+            };
+            if let Err(message) = validate::check(&app) {
+                return Outcome::Dead {
+                    class: "invalid",
+                    message,
+                };
+            }
+            // The decision time is the application's broker timestamp, so a replayed message
+            // yields a byte-identical decision.
+            let at = message_time(m).unwrap_or(app.submitted_at);
+            let d = decide(
+                &app,
+                &models.champion,
+                models.challenger.as_deref(),
+                &config.domain,
+                config.explain,
+                at,
+            );
+            psi.observe(&risk_core::features::compute(&app));
+            Outcome::Decided(Box::new(d), at)
+        })
+        .collect()
+}
+
+fn dlq_headers(m: &OwnedMessage, class: &str, message: &str) -> OwnedHeaders {
+    let partition = m.partition().to_string();
+    let offset = m.offset().to_string();
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "source_topic",
+            value: Some(m.topic()),
+        })
+        .insert(Header {
+            key: "source_partition",
+            value: Some(&partition),
+        })
+        .insert(Header {
+            key: "source_offset",
+            value: Some(&offset),
+        })
+        .insert(Header {
+            key: "error_class",
+            value: Some(class),
+        })
+        .insert(Header {
+            key: "error_message",
+            value: Some(message),
+        })
+}
+
+/// Run until `shutdown`: consume, score, produce, store offsets. Returns decisions produced.
+pub async fn run(
+    consumer: Arc<ScorerConsumer>,
+    producer: FutureProducer,
+    config: ScorerConfig,
+    mut models: watch::Receiver<Option<Models>>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<u64, ScorerError> {
+    consumer
+        .subscribe(&[&config.applications_topic])
+        .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+    if config.exactly_once {
+        producer
+            .init_transactions(Duration::from_secs(30))
+            .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+    }
+    let mut current = models
+        .borrow_and_update()
+        .clone()
+        .ok_or_else(|| ScorerError::Model("no champion model".into()))?;
+    let mut psi = PsiWindow::new(
+        &current.champion.artifact.feature_distributions,
+        config.psi_window,
+    );
+    set_model_info(&metrics, &current);
+    let mut produced = 0u64;
+    loop {
+        let first = tokio::select! {
+            m = consumer.recv() => m.map_err(|e| ScorerError::Kafka(e.to_string()))?.detach(),
+            _ = shutdown.cancelled() => break,
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + config.linger;
+        while batch.len() < config.batch_size {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Err(e)) => return Err(ScorerError::Kafka(e.to_string())),
+                Err(_) => break,
+            }
+        }
+        metrics.consumed.inc_by(batch.len() as u64);
+        // A promotion takes effect between batches: each message is scored exactly once,
+        // by the model current when its batch started.
+        if models.has_changed().unwrap_or(false) {
+            if let Some(next) = models.borrow_and_update().clone() {
+                current = next;
+                psi = PsiWindow::new(
+                    &current.champion.artifact.feature_distributions,
+                    config.psi_window,
+                );
+                set_model_info(&metrics, &current);
+                metrics.model_swaps.inc();
+            }
+        }
+        let started = Instant::now();
+        let (outcomes, batch, psi_back) = {
+            let models = current.clone();
+            let cfg = config.clone();
+            let mut window = psi;
+            tokio::task::spawn_blocking(move || {
+                let outcomes = score_batch(&batch, &models, &cfg, &mut window);
+                (outcomes, batch, window)
+            })
+            .await
+            .map_err(|e| ScorerError::Kafka(format!("scoring task failed: {e}")))?
+        };
+        psi = psi_back;
+        metrics
+            .scoring_seconds
+            .observe(started.elapsed().as_secs_f64());
+
+        if config.exactly_once {
+            producer
+                .begin_transaction()
+                .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+        }
+        let mut sends = Vec::with_capacity(batch.len());
+        let mut decided_at = Vec::with_capacity(batch.len());
+        for (m, outcome) in batch.iter().zip(&outcomes) {
+            let key = m.key().unwrap_or_default();
+            // librdkafka copies the payload, so the encoded bytes may be dropped after send.
+            let send = match outcome {
+                Outcome::Decided(d, at) => {
+                    let bytes = schemas::encode(d.as_ref())
+                        .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+                    metrics
+                        .decisions
+                        .with_label_values(&[outcome_label(d.decision)])
+                        .inc();
+                    metrics.pd.observe(d.pd);
+                    metrics
+                        .score
+                        .with_label_values(&[&d.grade])
+                        .observe(f64::from(d.score));
+                    decided_at.push(*at);
+                    producer
+                        .send_result(
+                            FutureRecord::to(&config.decisions_topic)
+                                .key(key)
+                                .payload(bytes.as_slice()),
+                        )
+                        .map_err(|(e, _)| ScorerError::Kafka(e.to_string()))?
+                }
+                Outcome::Dead { class, message } => {
+                    metrics.dead_lettered.with_label_values(&[class]).inc();
+                    tracing::warn!(
+                        partition = m.partition(),
+                        offset = m.offset(),
+                        class,
+                        "Application dead-lettered"
+                    );
+                    producer
+                        .send_result(
+                            FutureRecord::to(&config.dlq_topic)
+                                .key(key)
+                                .payload(m.payload().unwrap_or_default())
+                                .headers(dlq_headers(m, class, message)),
+                        )
+                        .map_err(|(e, _)| ScorerError::Kafka(e.to_string()))?
+                }
+            };
+            sends.push(send);
+        }
+        let acks = try_join_all(sends)
+            .await
+            .map_err(|_| ScorerError::Kafka("producer dropped a delivery".into()))?;
+        if let Some((e, _)) = acks.iter().find_map(|r| r.as_ref().err()) {
+            // Not acknowledged: offsets are not stored, so these messages will be redelivered.
+            return Err(ScorerError::Kafka(format!("delivery failed: {e}")));
+        }
+        let now = Utc::now();
+        for at in &decided_at {
+            let seconds = (now - *at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            metrics.end_to_end_seconds.observe(seconds.max(0.0));
+        }
+        let decided = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Decided(..)))
+            .count() as u64;
+        metrics.produced.inc_by(decided);
+        produced += decided;
+        if config.exactly_once {
+            let mut offsets = TopicPartitionList::new();
+            for m in &batch {
+                offsets
+                    .add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))
+                    .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+            }
+            let group = consumer
+                .group_metadata()
+                .ok_or_else(|| ScorerError::Kafka("no group metadata".into()))?;
+            producer
+                .send_offsets_to_transaction(&offsets, &group, Duration::from_secs(30))
+                .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+            producer
+                .commit_transaction(Duration::from_secs(30))
+                .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+        } else {
+            for m in &batch {
+                consumer
+                    .store_offset(m.topic(), m.partition(), m.offset())
+                    .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+            }
+        }
+        for (feature, value) in psi.current() {
+            metrics.psi.with_label_values(&[feature]).set(value);
+        }
+    }
+    if !config.exactly_once {
+        // Drain: everything stored is acknowledged; commit it before leaving the group.
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::warn!(%error, "Final commit failed; the last batch may be redelivered");
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(10));
+    Ok(produced)
+}
+
+fn outcome_label(o: schemas::Outcome) -> &'static str {
+    match o {
+        schemas::Outcome::Approve => "approve",
+        schemas::Outcome::Refer => "refer",
+        schemas::Outcome::Decline => "decline",
+    }
+}
+
+fn set_model_info(metrics: &Metrics, models: &Models) {
+    metrics.model_info.reset();
+    metrics
+        .model_info
+        .with_label_values(&["champion", &models.champion.artifact.model_version])
+        .set(1);
+    if let Some(c) = &models.challenger {
+        metrics
+            .model_info
+            .with_label_values(&["challenger", &c.artifact.model_version])
+            .set(1);
+    }
+}
