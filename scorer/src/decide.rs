@@ -45,7 +45,10 @@ fn reasons(
         return None;
     }
     let names = features::names();
-    let mut order: Vec<usize> = (0..phi.len()).filter(|i| phi[*i] > 0.0).collect();
+    // Features pushing toward bad by at least a hundredth of a score point.
+    let mut order: Vec<usize> = (0..phi.len())
+        .filter(|i| phi[*i] > 0.0 && round2(domain.scaling.points(phi[*i])) < 0.0)
+        .collect();
     order.sort_by(|a, b| phi[*b].total_cmp(&phi[*a]).then(a.cmp(b)));
     order
         .into_iter()

@@ -7,6 +7,7 @@
 //! - [`models`]: champion and challenger, loaded from artifacts, swapped on promotion.
 //! - [`pipeline`]: the consumer loop, offsets, dead letters, transactions.
 //! - [`psi`]: feature drift over a sliding window.
+//! - [`service`]: settings and wiring of `credit-risk score`.
 //! - [`metrics`]: every metric of the scorer.
 //! - [`error`]: fatal errors.
 
@@ -17,4 +18,5 @@ pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod psi;
+pub mod service;
 pub mod validate;

@@ -1,0 +1,177 @@
+//! `credit-risk score`: wires settings, Kafka clients, models, metrics and the pipeline.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::producer::FutureProducer;
+use risk_core::settings::DomainSettings;
+use runtime::settings::Topics;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::decide::Explain;
+use crate::error::ScorerError;
+use crate::metrics::Metrics;
+use crate::models::{self, Models};
+use crate::pipeline::{self, ScorerConfig, ScorerContext};
+
+/// Scorer settings (`[scorer]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScorerSettings {
+    /// Consumer group shared by all scorer processes.
+    pub group_id: String,
+    /// Most applications per batch (1,000: amortises produce and commit overhead).
+    pub batch_size: usize,
+    /// Longest wait to fill a batch, ms (5: bounds the added latency).
+    pub linger_ms: u64,
+    /// Which decisions carry reasons.
+    pub explain: Explain,
+    /// Kafka transactions (consume-transform-produce) instead of at-least-once.
+    pub exactly_once: bool,
+    /// Transactional id prefix (the process id is appended) in exactly-once mode.
+    pub transactional_id: String,
+    /// Artifact to start from; otherwise the champion on the model-updates topic.
+    pub model_path: Option<PathBuf>,
+    /// Applications in the PSI window (5,000: stable deciles, minutes of traffic).
+    pub psi_window: usize,
+    /// Where `/metrics` is served.
+    pub metrics_bind: String,
+}
+
+impl Default for ScorerSettings {
+    fn default() -> Self {
+        Self {
+            group_id: "credit-risk-scorer".into(),
+            batch_size: 1_000,
+            linger_ms: 5,
+            explain: Explain::NonApproved,
+            exactly_once: false,
+            transactional_id: "credit-risk-scorer".into(),
+            model_path: None,
+            psi_window: 5_000,
+            metrics_bind: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// Everything the service needs.
+pub struct ScorerService {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Topic names.
+    pub topics: Topics,
+    /// Consumer session timeout.
+    pub session_timeout_ms: u32,
+    /// Scorer settings.
+    pub settings: ScorerSettings,
+    /// Domain settings.
+    pub domain: DomainSettings,
+}
+
+/// Build the consumer the pipeline uses.
+pub fn consumer(
+    svc: &ScorerService,
+    metrics: Metrics,
+) -> Result<Arc<pipeline::ScorerConsumer>, ScorerError> {
+    let mut c = runtime::kafka::consumer_config(
+        &svc.brokers,
+        &svc.settings.group_id,
+        svc.session_timeout_ms,
+    );
+    c.set("statistics.interval.ms", "5000");
+    if svc.settings.exactly_once {
+        c.set("enable.auto.commit", "false");
+    }
+    let consumer: pipeline::ScorerConsumer = c
+        .create_with_context(ScorerContext { metrics })
+        .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+    Ok(Arc::new(consumer))
+}
+
+/// Build the producer the pipeline uses.
+pub fn producer(svc: &ScorerService) -> Result<FutureProducer, ScorerError> {
+    let mut p = runtime::kafka::producer_config(&svc.brokers);
+    p.set("batch.num.messages", "10000");
+    if svc.settings.exactly_once {
+        p.set(
+            "transactional.id",
+            format!("{}-{}", svc.settings.transactional_id, std::process::id()),
+        );
+    }
+    p.create().map_err(|e| ScorerError::Kafka(e.to_string()))
+}
+
+/// Run the scorer until `shutdown`; returns decisions produced.
+pub async fn run(
+    svc: ScorerService,
+    registry: prometheus::Registry,
+    shutdown: CancellationToken,
+) -> Result<u64, ScorerError> {
+    let metrics = Metrics::new(&registry).map_err(|e| ScorerError::Metrics(e.to_string()))?;
+    let addr: SocketAddr = svc.settings.metrics_bind.parse().map_err(|_| {
+        ScorerError::Metrics(format!(
+            "metrics_bind {} is not an address",
+            svc.settings.metrics_bind
+        ))
+    })?;
+    let (bound, _server) = runtime::metrics::serve(registry, addr, shutdown.clone())
+        .map_err(|e| ScorerError::Metrics(e.to_string()))?;
+    tracing::info!(%bound, "Serving /metrics");
+
+    let initial = match &svc.settings.model_path {
+        Some(path) => {
+            let champion = Arc::new(models::load(path)?);
+            Some(Models {
+                champion,
+                challenger: None,
+            })
+        }
+        None => None,
+    };
+    let updates: StreamConsumer = runtime::kafka::consumer_config(
+        &svc.brokers,
+        &format!("{}-models-{}", svc.settings.group_id, std::process::id()),
+        svc.session_timeout_ms,
+    )
+    .create()
+    .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+    let (rx, follower) = models::follow(
+        updates,
+        svc.topics.model_updates.clone(),
+        initial,
+        shutdown.clone(),
+    )
+    .await?;
+    let champion = rx
+        .borrow()
+        .as_ref()
+        .map(|m| m.champion.artifact.model_version.clone());
+    let Some(version) = champion else {
+        return Err(ScorerError::Model(format!(
+            "no champion: give an artifact (--model) or promote one on {}",
+            svc.topics.model_updates
+        )));
+    };
+    tracing::info!(model = %version, "Scoring with champion");
+    let config = ScorerConfig {
+        applications_topic: svc.topics.applications.clone(),
+        decisions_topic: svc.topics.decisions.clone(),
+        dlq_topic: svc.topics.dlq(&svc.topics.applications),
+        batch_size: svc.settings.batch_size.max(1),
+        linger: Duration::from_millis(svc.settings.linger_ms),
+        explain: svc.settings.explain,
+        exactly_once: svc.settings.exactly_once,
+        domain: svc.domain.clone(),
+        psi_window: svc.settings.psi_window,
+    };
+    let consumer = consumer(&svc, metrics.clone())?;
+    let producer = producer(&svc)?;
+    let result = pipeline::run(consumer, producer, config, rx, metrics, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = follower.await;
+    result
+}
