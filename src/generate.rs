@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use ingest::generator::kafka::{GeneratorTopics, KafkaSink};
-use ingest::generator::sink::{FileFormat, FileSink, Sink, TruthSink};
+use ingest::generator::sink::{ApplicationsOnly, FileFormat, FileSink, Sink, TruthSink};
 use ingest::generator::{generate, GeneratorSettings};
 
 use crate::settings::Settings;
@@ -52,6 +52,10 @@ pub struct GenerateArgs {
     /// (needs KAFKA_BROKERS: an embedded cluster would vanish with this process).
     #[arg(long)]
     to_kafka: bool,
+    /// Only customers and applications (and the ground truth): a stream of new applications
+    /// for the scorer, without the legacy decisions and loan events.
+    #[arg(long)]
+    applications_only: bool,
     /// Print the summary as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -119,6 +123,9 @@ pub fn run(args: GenerateArgs, settings: Settings) -> anyhow::Result<()> {
                 .with_context(|| format!("creating files in {}", args.out.display()))?,
         )
     };
+    if args.applications_only {
+        sink = Box::new(ApplicationsOnly(sink));
+    }
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod generate;
 mod settings;
+mod stages;
 
 use settings::Settings;
 
@@ -30,6 +32,14 @@ enum Command {
     /// Generate a synthetic loan history with known ground truth (a true PD per application),
     /// to files or to the Kafka topics; prints a summary with the best achievable AUC.
     Generate(generate::GenerateArgs),
+    /// Score applications from Kafka into decisions with reason codes (consumer group; scale
+    /// out by running more).
+    Score(stages::ScoreArgs),
+    /// Train an XGBoost model on feature set v1 and write its artifact.
+    Train(stages::TrainArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Print the effective settings (defaults < file < environment) as TOML; secrets redacted.
     Config {
         /// Print the compiled-in defaults only.
@@ -59,6 +69,13 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Infra => tokio::runtime::Runtime::new()?.block_on(infra(settings)),
         Command::Generate(args) => generate::run(args, settings),
+        Command::Score(args) => {
+            tokio::runtime::Runtime::new()?.block_on(stages::score(args, settings))
+        }
+        Command::Train(args) => {
+            tokio::runtime::Runtime::new()?.block_on(stages::train(args, settings))
+        }
+        Command::Bench(b) => tokio::runtime::Runtime::new()?.block_on(bench::run(b, settings)),
     }
 }
 

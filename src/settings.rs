@@ -3,6 +3,7 @@
 use ingest::generator::GeneratorSettings;
 use risk_core::settings::DomainSettings;
 use runtime::settings::InfraSettings;
+use scorer::service::ScorerSettings;
 use serde::{Deserialize, Serialize};
 
 /// Every setting, layered defaults < file < `CREDIT__*` environment variables.
@@ -15,6 +16,8 @@ pub struct Settings {
     pub domain: DomainSettings,
     /// The synthetic lender of `credit-risk generate`.
     pub generator: GeneratorSettings,
+    /// The scorer stage.
+    pub scorer: ScorerSettings,
 }
 
 #[cfg(test)]

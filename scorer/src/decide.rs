@@ -78,7 +78,7 @@ pub fn decide(
     decided_at: DateTime<Utc>,
 ) -> Decision {
     let x = features::compute(app);
-    let margin = champion.ensemble.margin(&x);
+    let margin = champion.flat.margin(&x);
     let pd = f64::from(risk_core::model::ensemble::sigmoid(margin));
     let score = domain.scaling.score(pd);
     let (mut outcome, hits) = domain.policy.decide(app, pd);
@@ -129,7 +129,7 @@ pub fn decide(
         ltv: ltv(l.amount, l.collateral_value),
         challenger: challenger.map(|c| Challenger {
             model_version: c.artifact.model_version.clone(),
-            pd: f64::from(c.ensemble.predict(&x)),
+            pd: f64::from(c.flat.predict(&x)),
         }),
     }
 }

@@ -1,6 +1,7 @@
 //! The consumer loop: batches of applications → decisions, offsets stored only once the
 //! decisions (and any dead letters) are acknowledged by the broker.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,53 @@ impl ConsumerContext for ScorerContext {
 
 /// The scoring consumer.
 pub type ScorerConsumer = StreamConsumer<ScorerContext>;
+
+/// Batches whose decisions may await acknowledgement while later batches are scored.
+const MAX_IN_FLIGHT: usize = 4;
+
+type Acks = Vec<rdkafka::producer::future_producer::OwnedDeliveryResult>;
+
+/// A produced batch awaiting its acknowledgements.
+struct Pending {
+    acks: tokio::task::JoinHandle<Result<Acks, futures::channel::oneshot::Canceled>>,
+    offsets: Vec<(String, i32, i64)>,
+    decided_at: Vec<DateTime<Utc>>,
+    decided: u64,
+}
+
+/// Wait for a batch's acknowledgements, then store its offsets. A failed delivery is fatal:
+/// the offsets stay unstored and the batch is redelivered after restart.
+async fn complete(
+    p: Pending,
+    consumer: &ScorerConsumer,
+    metrics: &Metrics,
+    store: bool,
+) -> Result<u64, ScorerError> {
+    let acks = p
+        .acks
+        .await
+        .map_err(|e| ScorerError::Kafka(format!("acknowledgement task failed: {e}")))?
+        .map_err(|_| ScorerError::Kafka("producer dropped a delivery".into()))?;
+    if let Some((e, _)) = acks.iter().find_map(|r| r.as_ref().err()) {
+        return Err(ScorerError::Kafka(format!("delivery failed: {e}")));
+    }
+    let now = Utc::now();
+    for at in &p.decided_at {
+        let seconds = (now - *at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        metrics.end_to_end_seconds.observe(seconds.max(0.0));
+    }
+    metrics.produced.inc_by(p.decided);
+    if store {
+        for (topic, partition, offset) in &p.offsets {
+            if let Err(error) = consumer.store_offset(topic, *partition, *offset) {
+                // The partition was revoked meanwhile: its new owner will redeliver, and a
+                // redelivered application yields a byte-identical decision.
+                tracing::debug!(%error, partition, "Offset not stored");
+            }
+        }
+    }
+    Ok(p.decided)
+}
 
 /// What one message became.
 enum Outcome {
@@ -190,9 +238,19 @@ pub async fn run(
     );
     set_model_info(&metrics, &current);
     let mut produced = 0u64;
+    let mut in_flight: VecDeque<Pending> = VecDeque::new();
     loop {
         let first = tokio::select! {
             m = consumer.recv() => m.map_err(|e| ScorerError::Kafka(e.to_string()))?.detach(),
+            // While idle, finish batches whose acknowledgements have arrived.
+            _ = tokio::time::sleep(Duration::from_millis(1)), if !in_flight.is_empty() => {
+                while in_flight.front().is_some_and(|p| p.acks.is_finished()) {
+                    if let Some(p) = in_flight.pop_front() {
+                        produced += complete(p, &consumer, &metrics, true).await?;
+                    }
+                }
+                continue;
+            }
             _ = shutdown.cancelled() => break,
         };
         let mut batch = vec![first];
@@ -287,25 +345,21 @@ pub async fn run(
             };
             sends.push(send);
         }
-        let acks = try_join_all(sends)
-            .await
-            .map_err(|_| ScorerError::Kafka("producer dropped a delivery".into()))?;
-        if let Some((e, _)) = acks.iter().find_map(|r| r.as_ref().err()) {
-            // Not acknowledged: offsets are not stored, so these messages will be redelivered.
-            return Err(ScorerError::Kafka(format!("delivery failed: {e}")));
-        }
-        let now = Utc::now();
-        for at in &decided_at {
-            let seconds = (now - *at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-            metrics.end_to_end_seconds.observe(seconds.max(0.0));
-        }
         let decided = outcomes
             .iter()
             .filter(|o| matches!(o, Outcome::Decided(..)))
             .count() as u64;
-        metrics.produced.inc_by(decided);
-        produced += decided;
+        let pending = Pending {
+            acks: tokio::spawn(try_join_all(sends)),
+            offsets: batch
+                .iter()
+                .map(|m| (m.topic().to_string(), m.partition(), m.offset()))
+                .collect(),
+            decided_at,
+            decided,
+        };
         if config.exactly_once {
+            produced += complete(pending, &consumer, &metrics, false).await?;
             let mut offsets = TopicPartitionList::new();
             for m in &batch {
                 offsets
@@ -322,20 +376,34 @@ pub async fn run(
                 .commit_transaction(Duration::from_secs(30))
                 .map_err(|e| ScorerError::Kafka(e.to_string()))?;
         } else {
-            for m in &batch {
-                consumer
-                    .store_offset(m.topic(), m.partition(), m.offset())
-                    .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+            // Up to MAX_IN_FLIGHT batches await their acknowledgements while the next ones are
+            // scored; offsets are stored strictly in batch order as acknowledgements complete.
+            in_flight.push_back(pending);
+            while in_flight.len() > MAX_IN_FLIGHT
+                || in_flight.front().is_some_and(|p| p.acks.is_finished())
+            {
+                if let Some(p) = in_flight.pop_front() {
+                    produced += complete(p, &consumer, &metrics, true).await?;
+                }
             }
         }
         for (feature, value) in psi.current() {
             metrics.psi.with_label_values(&[feature]).set(value);
         }
     }
+    // Drain: wait for every batch still in flight, then commit before leaving the group.
+    while let Some(p) = in_flight.pop_front() {
+        produced += complete(p, &consumer, &metrics, true).await?;
+    }
     if !config.exactly_once {
-        // Drain: everything stored is acknowledged; commit it before leaving the group.
-        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::warn!(%error, "Final commit failed; the last batch may be redelivered");
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {}
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {}
+            Err(error) => {
+                tracing::warn!(%error, "Final commit failed; the last batch may be redelivered")
+            }
         }
     }
     let _ = producer.flush(Duration::from_secs(10));

@@ -40,6 +40,8 @@ pub struct ScorerSettings {
     pub psi_window: usize,
     /// Where `/metrics` is served.
     pub metrics_bind: String,
+    /// Longest a fetch waits for data, ms (5: decisions within milliseconds at low traffic).
+    pub fetch_wait_max_ms: u32,
 }
 
 impl Default for ScorerSettings {
@@ -54,6 +56,7 @@ impl Default for ScorerSettings {
             model_path: None,
             psi_window: 5_000,
             metrics_bind: "127.0.0.1:9464".into(),
+            fetch_wait_max_ms: 5,
         }
     }
 }
@@ -83,6 +86,11 @@ pub fn consumer(
         svc.session_timeout_ms,
     );
     c.set("statistics.interval.ms", "5000");
+    // Low latency: a fetch returns after at most this long even when little data is waiting.
+    c.set(
+        "fetch.wait.max.ms",
+        svc.settings.fetch_wait_max_ms.to_string(),
+    );
     if svc.settings.exactly_once {
         c.set("enable.auto.commit", "false");
     }

@@ -39,6 +39,7 @@ fn check(params: XgbParams) {
         serde_json::from_str(&xgb::model_json(&trained.booster).unwrap()).unwrap();
     let model = Ensemble::from_xgboost_json(&json).unwrap();
     let explainer = Explainer::new(&model);
+    let flat = risk_core::model::FlatEnsemble::new(&model);
 
     let (tx, _) = data(1_000, 2);
     let test = xgb::matrix(&tx, COLS, None).unwrap();
@@ -49,6 +50,11 @@ fn check(params: XgbParams) {
     let mut worst_phi = 0.0f64;
     for (i, row) in tx.chunks(COLS).enumerate() {
         let p = model.predict(row);
+        assert_eq!(
+            flat.margin(row).to_bits(),
+            model.margin(row).to_bits(),
+            "flat layout differs"
+        );
         worst_p = worst_p.max((f64::from(p) - f64::from(theirs[i])).abs());
         let phi = explainer.contributions(&model, row);
         let expected = &contribs[i * width..(i + 1) * width];

@@ -235,3 +235,8 @@ pub fn contributions(booster: &Booster, m: &DMatrix) -> Result<(Vec<f32>, usize)
     let (values, (_, cols)) = booster.predict_contributions(m)?;
     Ok((values, cols))
 }
+
+/// Load a booster from XGBoost's JSON model document.
+pub fn load_json(model: &str) -> Result<Booster, XgbError> {
+    Ok(Booster::load_buffer(model.as_bytes())?)
+}

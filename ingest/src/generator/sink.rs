@@ -354,3 +354,49 @@ impl Sink for FileSink {
         self.truth.finish()
     }
 }
+
+/// Passes on customers, applications and the ground truth only: a live stream of new
+/// applications for the scorer, without the legacy decisions and loan events of the history.
+pub struct ApplicationsOnly<S: Sink>(pub S);
+
+impl<S: Sink> Sink for ApplicationsOnly<S> {
+    fn customer(&mut self, c: &CustomerRegistered) -> Result<(), SinkError> {
+        self.0.customer(c)
+    }
+    fn application(&mut self, a: &LoanApplication) -> Result<(), SinkError> {
+        self.0.application(a)
+    }
+    fn decision(&mut self, _: &Decision) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn event(&mut self, _: &LoanEvent) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn truth(&mut self, t: &TruthRow) -> Result<(), SinkError> {
+        self.0.truth(t)
+    }
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.0.finish()
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn customer(&mut self, c: &CustomerRegistered) -> Result<(), SinkError> {
+        (**self).customer(c)
+    }
+    fn application(&mut self, a: &LoanApplication) -> Result<(), SinkError> {
+        (**self).application(a)
+    }
+    fn decision(&mut self, d: &Decision) -> Result<(), SinkError> {
+        (**self).decision(d)
+    }
+    fn event(&mut self, e: &LoanEvent) -> Result<(), SinkError> {
+        (**self).event(e)
+    }
+    fn truth(&mut self, t: &TruthRow) -> Result<(), SinkError> {
+        (**self).truth(t)
+    }
+    fn finish(&mut self) -> Result<(), SinkError> {
+        (**self).finish()
+    }
+}

@@ -63,6 +63,8 @@ pub struct LoadedModel {
     pub artifact: Artifact,
     /// Trees.
     pub ensemble: Ensemble,
+    /// The trees laid out for fast scoring.
+    pub flat: super::flat::FlatEnsemble,
     /// TreeSHAP state.
     pub explainer: Explainer,
 }
@@ -104,8 +106,10 @@ impl Artifact {
         }
         artifact.xgboost_model = Value::Null;
         let explainer = Explainer::new(&ensemble);
+        let flat = super::flat::FlatEnsemble::new(&ensemble);
         Ok(LoadedModel {
             artifact,
+            flat,
             ensemble,
             explainer,
         })

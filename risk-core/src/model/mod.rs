@@ -3,13 +3,16 @@
 //!
 //! # Layout
 //! - [`ensemble`]: XGBoost's JSON model read into flat trees; margin and PD.
+//! - [`flat`]: the same ensemble laid out for fast, branch-light scoring.
 //! - [`shap`]: exact path-dependent TreeSHAP.
 //! - [`artifact`]: one file per model: the XGBoost model plus metadata.
 
 pub mod artifact;
 pub mod ensemble;
+pub mod flat;
 pub mod shap;
 
 pub use artifact::{Artifact, LoadedModel};
 pub use ensemble::{Ensemble, ModelError};
+pub use flat::FlatEnsemble;
 pub use shap::Explainer;

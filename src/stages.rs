@@ -1,0 +1,213 @@
+//! `credit-risk score` and `credit-risk train`: glue between the command line and the crates.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::{ModelAlias, ModelPromoted};
+use scorer::decide::Explain;
+use scorer::service::{ScorerService, ScorerSettings};
+use trainer::xgb::{Mode, XgbParams};
+
+use crate::settings::Settings;
+
+/// Reason-code policy on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExplainArg {
+    /// No reasons.
+    None,
+    /// Declined and referred decisions.
+    NonApproved,
+    /// Every decision.
+    All,
+}
+
+impl From<ExplainArg> for Explain {
+    fn from(e: ExplainArg) -> Self {
+        match e {
+            ExplainArg::None => Explain::None,
+            ExplainArg::NonApproved => Explain::NonApproved,
+            ExplainArg::All => Explain::All,
+        }
+    }
+}
+
+/// Flags of `score`; each overrides `[scorer]`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Model artifact to start from (else the champion on the model-updates topic).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Which decisions carry reason codes.
+    #[arg(long, value_enum)]
+    explain: Option<ExplainArg>,
+    /// Consume-transform-produce in Kafka transactions.
+    #[arg(long)]
+    exactly_once: bool,
+    /// Address for /metrics.
+    #[arg(long)]
+    metrics_bind: Option<String>,
+}
+
+/// Run the scorer until Ctrl-C.
+pub async fn score(args: ScoreArgs, settings: Settings) -> anyhow::Result<()> {
+    let shutdown = runtime::shutdown::on_signals();
+    let infra = runtime::infra::Infra::start(&settings.infra, false).await?;
+    if infra.embedded_kafka().is_some() {
+        println!("Embedded Kafka bootstrap servers: {}", infra.brokers);
+    }
+    let mut s: ScorerSettings = settings.scorer.clone();
+    if let Some(m) = args.model {
+        s.model_path = Some(m);
+    }
+    if let Some(e) = args.explain {
+        s.explain = e.into();
+    }
+    if args.exactly_once {
+        s.exactly_once = true;
+    }
+    if let Some(b) = args.metrics_bind {
+        s.metrics_bind = b;
+    }
+    let svc = ScorerService {
+        brokers: infra.brokers.clone(),
+        topics: settings.infra.kafka.topics.clone(),
+        session_timeout_ms: settings.infra.kafka.session_timeout_ms,
+        settings: s,
+        domain: settings.domain.clone(),
+    };
+    let result = scorer::service::run(svc, prometheus::Registry::new(), shutdown).await;
+    infra.stop();
+    let produced = result?;
+    tracing::info!(produced, "Scorer stopped");
+    Ok(())
+}
+
+/// Booster kind on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// Gradient boosting.
+    Gbtree,
+    /// Random forest.
+    RandomForest,
+}
+
+/// Flags of `train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Train on this many applications from the synthetic lender (labels drawn from each
+    /// application's true PD).
+    #[arg(long, value_name = "N", required = true)]
+    generated: u64,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where to write the artifact.
+    #[arg(long, default_value = "var/models/pd.json")]
+    out: PathBuf,
+    /// Model version (default: pd-<mode>-<unix time>).
+    #[arg(long)]
+    version: Option<String>,
+    /// Gradient boosting or random forest.
+    #[arg(long, value_enum, default_value_t = ModeArg::Gbtree)]
+    mode: ModeArg,
+    /// Boosting rounds (forest: trees).
+    #[arg(long, default_value_t = 300)]
+    rounds: u32,
+    /// Maximum depth.
+    #[arg(long, default_value_t = 6)]
+    max_depth: u32,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    eta: f64,
+    /// XGBoost threads.
+    #[arg(long, default_value_t = 2)]
+    nthread: u32,
+    /// Publish the model as champion on the model-updates topic (needs KAFKA_BROKERS).
+    #[arg(long)]
+    publish: bool,
+}
+
+/// Train on generated data and write (and optionally publish) the artifact.
+pub async fn train(args: TrainArgs, settings: Settings) -> anyhow::Result<()> {
+    let mode = match args.mode {
+        ModeArg::Gbtree => Mode::GradientBoosting,
+        ModeArg::RandomForest => Mode::RandomForest,
+    };
+    let params = XgbParams {
+        mode,
+        rounds: args.rounds,
+        num_parallel_tree: if mode == Mode::RandomForest {
+            args.rounds
+        } else {
+            1
+        },
+        max_depth: args.max_depth,
+        eta: args.eta,
+        nthread: args.nthread,
+        ..XgbParams::default()
+    };
+    let version = args.version.clone().unwrap_or_else(|| {
+        format!(
+            "pd-{}-{}",
+            if mode == Mode::RandomForest {
+                "rf"
+            } else {
+                "gbt"
+            },
+            chrono::Utc::now().timestamp()
+        )
+    });
+    let started = std::time::Instant::now();
+    let (n, seed, v) = (args.generated, args.seed, version.clone());
+    let artifact = tokio::task::spawn_blocking(move || {
+        trainer::quick::train_on_generated(&v, n, seed, &params)
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec(&artifact)?)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let path = std::path::absolute(&args.out)?;
+    println!(
+        "Model {version} trained on {} generated applications in {:.1} s: {}",
+        args.generated,
+        started.elapsed().as_secs_f64(),
+        path.display()
+    );
+    if args.publish {
+        let Some(brokers) = settings.infra.kafka.brokers.as_deref() else {
+            bail!("--publish needs KAFKA_BROKERS");
+        };
+        let producer: FutureProducer = runtime::kafka::producer_config(brokers).create()?;
+        let promoted = ModelPromoted {
+            model_name: artifact.model_name.clone(),
+            model_version: version.clone(),
+            alias: ModelAlias::Champion,
+            feature_set_version: artifact.feature_set_version.clone(),
+            artifact_uri: format!("file://{}", path.display()),
+            promoted_at: chrono::Utc::now(),
+            promoted_by: "credit-risk train".into(),
+            previous_version: None,
+        };
+        let bytes = schemas::encode(&promoted)?;
+        producer
+            .send(
+                FutureRecord::to(&settings.infra.kafka.topics.model_updates)
+                    .key(&promoted.model_name)
+                    .payload(&bytes),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+        println!(
+            "Published {version} as champion on {}",
+            settings.infra.kafka.topics.model_updates
+        );
+    }
+    Ok(())
+}
