@@ -10,10 +10,9 @@
 
 use schemas::{EmploymentType, LoanApplication, Purpose, Residence};
 
-use crate::money::RateBps;
 use crate::policy::is_secured_purpose;
 use crate::ratios::{foir, loan_to_income, ltv};
-use crate::schedule::emi;
+use crate::schedule::proposed_emi;
 
 /// Version of this feature set, recorded in every model artifact.
 pub const VERSION: &str = "fs-v1";
@@ -220,9 +219,7 @@ fn opt(v: Option<f64>) -> f32 {
 pub fn compute(app: &LoanApplication) -> [f32; LEN] {
     let a = &app.applicant;
     let l = &app.loan;
-    let rate = RateBps::clamped(l.interest_rate_bps);
-    let months = u32::try_from(l.tenure_months).unwrap_or(0);
-    let instalment = emi(l.amount, rate, months);
+    let instalment = proposed_emi(l);
     let secured = is_secured_purpose(l.purpose);
     let b = app.bureau.as_ref();
     let bureau = |get: fn(&schemas::Bureau) -> f32| b.map_or(f32::NAN, get);

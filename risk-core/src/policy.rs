@@ -3,9 +3,9 @@
 use schemas::{LoanApplication, Outcome, Purpose};
 use serde::{Deserialize, Serialize};
 
-use crate::money::{Minor, RateBps};
+use crate::money::Minor;
 use crate::ratios::{foir, ltv, HousingLtvCaps};
-use crate::schedule::emi;
+use crate::schedule::proposed_emi;
 
 /// Policy thresholds. Knock-out values are this lender's policy, stated so a credit committee
 /// can change them without a release.
@@ -94,8 +94,7 @@ impl PolicySettings {
         if a.monthly_income < self.min_monthly_income {
             hits.push(rule::INCOME_MIN);
         }
-        let rate = RateBps::clamped(l.interest_rate_bps);
-        let instalment = emi(l.amount, rate, u32::try_from(l.tenure_months).unwrap_or(0));
+        let instalment = proposed_emi(l);
         if foir(a.existing_emi, instalment, a.monthly_income).is_none_or(|f| f > self.max_foir) {
             hits.push(rule::FOIR_MAX);
         }

@@ -31,6 +31,16 @@ pub fn emi(principal: Minor, rate: RateBps, months: u32) -> Minor {
     }
 }
 
+/// The EMI an application's requested terms imply (rate clamped to a plausible range, a
+/// non-positive tenure giving 0).
+pub fn proposed_emi(loan: &schemas::LoanTerms) -> Minor {
+    emi(
+        loan.amount,
+        RateBps::clamped(loan.interest_rate_bps),
+        u32::try_from(loan.tenure_months).unwrap_or(0),
+    )
+}
+
 /// Interest for one month on `outstanding` at `rate`, rounded half up to the minor unit.
 pub fn monthly_interest(outstanding: Minor, rate: RateBps) -> Minor {
     div_round(

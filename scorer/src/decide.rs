@@ -4,9 +4,8 @@
 use chrono::{DateTime, Utc};
 use risk_core::features;
 use risk_core::model::LoadedModel;
-use risk_core::money::RateBps;
 use risk_core::ratios::{foir, ltv};
-use risk_core::schedule::emi;
+use risk_core::schedule::proposed_emi;
 use risk_core::settings::DomainSettings;
 use schemas::{Challenger, Decision, LoanApplication, Outcome, Reason};
 
@@ -105,11 +104,7 @@ pub fn decide(
     };
     let l = &app.loan;
     let a = &app.applicant;
-    let instalment = emi(
-        l.amount,
-        RateBps::clamped(l.interest_rate_bps),
-        u32::try_from(l.tenure_months).unwrap_or(0),
-    );
+    let instalment = proposed_emi(l);
     Decision {
         application_id: app.application_id.clone(),
         customer_id: app.customer_id.clone(),

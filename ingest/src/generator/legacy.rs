@@ -4,9 +4,8 @@
 //! every real book carries.
 
 use chrono::Duration;
-use risk_core::money::RateBps;
 use risk_core::ratios::{foir, ltv};
-use risk_core::schedule::emi;
+use risk_core::schedule::proposed_emi;
 use risk_core::settings::DomainSettings;
 use schemas::{Decision, LoanApplication, Outcome};
 
@@ -18,11 +17,7 @@ pub const VERSION: &str = "legacy-rules";
 pub fn decide(app: &LoanApplication, domain: &DomainSettings) -> Decision {
     let l = &app.loan;
     let a = &app.applicant;
-    let instalment = emi(
-        l.amount,
-        RateBps::clamped(l.interest_rate_bps),
-        u32::try_from(l.tenure_months).unwrap_or(0),
-    );
+    let instalment = proposed_emi(l);
     let f = foir(a.existing_emi, instalment, a.monthly_income).unwrap_or(f64::INFINITY);
     // The legacy scorecard's own PD estimate: a two-factor logistic.
     let z = match &app.bureau {

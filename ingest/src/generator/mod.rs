@@ -345,11 +345,16 @@ fn run_action(
                 schedule(date, next);
             }
         }
-        Action::PayAll | Action::Pay(_) | Action::Foreclose if loan.written_off => {}
-        Action::PayAll | Action::Pay(_) | Action::Foreclose => {
+        Action::PayAll | Action::Pay(_) | Action::Prepay(_) | Action::Foreclose
+            if loan.written_off => {}
+        Action::PayAll | Action::Pay(_) | Action::Prepay(_) | Action::Foreclose => {
             let owed: i64 = loan.unpaid.iter().map(|(_, a)| a).sum();
             let amount = match action {
                 Action::Pay(part) => part.min(owed),
+                Action::Prepay(ahead) => {
+                    tally.prepayments += 1;
+                    loan.owed_with_next(ahead)
+                }
                 Action::Foreclose => loan.remaining_schedule(),
                 _ => owed,
             };
@@ -381,7 +386,7 @@ fn run_action(
                 tally.payments += 1;
                 tally.paid_amount += amount;
             }
-            close = loan.is_settled();
+            close = loan.is_settled() || loan.is_prepaid_in_full();
         }
         Action::WindowEnd => {
             loan.check_default(day + Duration::days(1));

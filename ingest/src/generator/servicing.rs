@@ -45,6 +45,8 @@ pub enum Action {
     PayAll,
     /// Pay a fixed amount (a partial payment).
     Pay(Minor),
+    /// Pay everything billed plus the next `n` instalments in advance (a part-prepayment).
+    Prepay(u32),
     /// Settle the whole remaining schedule.
     Foreclose,
     /// End of the 12-month performance window: the outcome is known.
@@ -96,6 +98,8 @@ pub struct Loan {
     pub outcome_counted: bool,
     /// Written off: no payment is received any more.
     pub written_off: bool,
+    /// Paid in advance of instalments not yet billed; applied as they are billed.
+    pub credit: Minor,
 }
 
 /// Latest day an instalment can first be missed so that DPD > 90 falls inside 12 months.
@@ -147,6 +151,7 @@ impl Loan {
             defaulted_12m: false,
             outcome_counted: false,
             written_off: false,
+            credit: 0,
         }
     }
 
@@ -177,22 +182,35 @@ impl Loan {
         (principal, interest)
     }
 
-    /// Everything still owed under the schedule: billed and unpaid plus not yet billed.
+    /// Everything still owed under the schedule: billed and unpaid plus not yet billed, less
+    /// what was paid in advance.
     pub fn remaining_schedule(&self) -> Minor {
+        self.owed_with_next(u32::MAX)
+    }
+
+    /// Billed and unpaid, plus the next `n` instalments not yet billed, less advance credit.
+    pub fn owed_with_next(&self, n: u32) -> Minor {
         let mut probe = self.clone();
         let mut total: Minor = self.unpaid.iter().map(|(_, a)| a).sum();
-        while probe.next_seq <= probe.tenure && probe.sched_balance > 0 {
+        let mut taken = 0;
+        while taken < n && probe.next_seq <= probe.tenure && probe.sched_balance > 0 {
             let (p, i) = probe.next_instalment();
             total += p + i;
             probe.sched_balance -= p;
             probe.next_seq += 1;
+            taken += 1;
         }
-        total
+        (total - self.credit).max(0)
     }
 
     /// Whether nothing is owed any more.
     pub fn is_settled(&self) -> bool {
         self.unpaid.is_empty() && (self.next_seq > self.tenure || self.sched_balance == 0)
+    }
+
+    /// Whether the last payment settled the schedule in advance.
+    pub fn is_prepaid_in_full(&self) -> bool {
+        self.unpaid.is_empty() && self.credit > 0 && self.remaining_schedule() == 0
     }
 
     /// Note whether the oldest unpaid instalment reached DPD > 90 inside the window by `day`
@@ -221,7 +239,9 @@ impl Loan {
                 self.unpaid.pop_front();
             }
         }
-        amount - left
+        // Beyond what is billed: paid in advance, applied to the next instalments.
+        self.credit += left;
+        amount
     }
 
     /// Bill the next instalment and decide how it will be paid; returns the actions to
@@ -235,7 +255,11 @@ impl Loan {
         let seq = self.next_seq;
         let due = self.due(seq);
         let (principal, interest) = self.next_instalment();
-        self.unpaid.push_back((due, principal + interest));
+        let prepaid = self.credit.min(principal + interest);
+        self.credit -= prepaid;
+        if principal + interest > prepaid {
+            self.unpaid.push_back((due, principal + interest - prepaid));
+        }
         self.sched_balance -= principal;
         self.next_seq += 1;
         match self.plan {
@@ -286,6 +310,13 @@ impl Loan {
                         cure_seq: (rng.gen::<f64>() < settings.cure_share)
                             .then(|| seq + rng.gen_range(4..=8)),
                     };
+                } else if clean && seq > 3 && seq + 6 < self.tenure && u > 0.99 {
+                    // A part-prepayment: this instalment and a few more in advance.
+                    let ahead = rng.gen_range(2..=6);
+                    out.push((
+                        due - Duration::days(rng.gen_range(0..=4)),
+                        Action::Prepay(ahead),
+                    ));
                 } else if clean && u < late_p {
                     out.push((due + Duration::days(rng.gen_range(3..=40)), Action::PayAll));
                 } else if clean && u < late_p + 0.02 && seq < self.tenure {

@@ -49,6 +49,8 @@ pub struct Summary {
     pub payments: u64,
     /// Paid, minor units.
     pub paid_amount: Minor,
+    /// Part-prepayments (instalments paid in advance).
+    pub prepayments: u64,
     /// Foreclosures.
     pub foreclosures: u64,
     /// Write-offs.
@@ -90,6 +92,7 @@ pub struct Tally {
     pub(crate) disbursed_amount: Minor,
     pub(crate) payments: u64,
     pub(crate) paid_amount: Minor,
+    pub(crate) prepayments: u64,
     pub(crate) foreclosures: u64,
     pub(crate) write_offs: u64,
     pub(crate) losses: u64,
@@ -152,6 +155,7 @@ impl Tally {
             disbursed_amount: self.disbursed_amount,
             payments: self.payments,
             paid_amount: self.paid_amount,
+            prepayments: self.prepayments,
             foreclosures: self.foreclosures,
             write_offs: self.write_offs,
             losses: self.losses,
@@ -203,8 +207,14 @@ impl Summary {
             self.declined
         ));
         s.push_str(&format!(
-            "loans disbursed {}  payments {}  foreclosures {}  write-offs {}  losses {}  events {}\n",
-            self.disbursed, self.payments, self.foreclosures, self.write_offs, self.losses, self.events
+            "loans disbursed {}  payments {}  prepayments {}  foreclosures {}  write-offs {}  losses {}  events {}\n",
+            self.disbursed,
+            self.payments,
+            self.prepayments,
+            self.foreclosures,
+            self.write_offs,
+            self.losses,
+            self.events
         ));
         s.push_str(&format!(
             "matured loans {}  12-month defaults {}  observed default rate {} (target {})  mean true PD {}\n",

@@ -26,9 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use schemas::{EmploymentType, LoanApplication, Purpose, Residence};
 
 use risk_core::features;
-use risk_core::money::RateBps;
 use risk_core::ratios::{foir, loan_to_income, ltv};
-use risk_core::schedule::emi;
+use risk_core::schedule::proposed_emi;
 
 use super::settings::GeneratorSettings;
 
@@ -36,11 +35,7 @@ use super::settings::GeneratorSettings;
 pub fn structural_logit(app: &LoanApplication) -> f64 {
     let a = &app.applicant;
     let l = &app.loan;
-    let instalment = emi(
-        l.amount,
-        RateBps::clamped(l.interest_rate_bps),
-        u32::try_from(l.tenure_months).unwrap_or(0),
-    );
+    let instalment = proposed_emi(l);
     let f = foir(a.existing_emi, instalment, a.monthly_income)
         .unwrap_or(2.0)
         .min(3.0);
