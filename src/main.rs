@@ -35,7 +35,8 @@ enum Command {
     /// Score applications from Kafka into decisions with reason codes (consumer group; scale
     /// out by running more).
     Score(stages::ScoreArgs),
-    /// Train an XGBoost model on feature set v1 and write its artifact.
+    /// Train XGBoost: a servable feature-set-v1 artifact from generated data, or stratified
+    /// cross-validation on any CSV.
     Train(stages::TrainArgs),
     /// Benchmarks.
     #[command(subcommand)]

@@ -129,7 +129,7 @@ pub const FEATURES: [Feature; 21] = [
 pub const LEN: usize = FEATURES.len();
 
 /// Attributes that are never model features: prohibited bases of discrimination.
-pub const PROHIBITED: [&str; 10] = [
+pub const PROHIBITED: [&str; 12] = [
     "sex",
     "gender",
     "religion",
@@ -140,6 +140,8 @@ pub const PROHIBITED: [&str; 10] = [
     "nationality",
     "marital_status",
     "marital",
+    "marriage",
+    "married",
 ];
 
 /// Feature names in column order.
