@@ -28,7 +28,11 @@ enum Command {
     /// Run Kafka and PostgreSQL for the other stages: the configured servers are checked, or an
     /// embedded Kafka cluster (topics created) and a private PostgreSQL are started. Prints the
     /// addresses and runs until Ctrl-C.
-    Infra,
+    Infra {
+        /// Kafka only, no PostgreSQL.
+        #[arg(long)]
+        kafka_only: bool,
+    },
     /// Generate a synthetic loan history with known ground truth (a true PD per application),
     /// to files or to the Kafka topics; prints a summary with the best achievable AUC.
     Generate(generate::GenerateArgs),
@@ -68,7 +72,9 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Infra => tokio::runtime::Runtime::new()?.block_on(infra(settings)),
+        Command::Infra { kafka_only } => {
+            tokio::runtime::Runtime::new()?.block_on(infra(settings, !kafka_only))
+        }
         Command::Generate(args) => generate::run(args, settings),
         Command::Score(args) => {
             tokio::runtime::Runtime::new()?.block_on(stages::score(args, settings))
@@ -80,9 +86,9 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn infra(settings: Settings) -> anyhow::Result<()> {
+async fn infra(settings: Settings, with_database: bool) -> anyhow::Result<()> {
     let shutdown = runtime::shutdown::on_signals();
-    let infra = runtime::infra::Infra::start(&settings.infra, true)
+    let infra = runtime::infra::Infra::start(&settings.infra, with_database)
         .await
         .context("starting infrastructure")?;
     if infra.embedded_kafka().is_none() {

@@ -115,19 +115,23 @@ pub struct TrainArgs {
     /// Folds of the stratified cross-validation of --csv.
     #[arg(long, default_value_t = 5)]
     cv: usize,
-    /// Row subsample per tree.
-    #[arg(long, default_value_t = 1.0)]
+    /// Row subsample per tree (0.8: less variance on small, noisy credit data).
+    #[arg(long, default_value_t = 0.8)]
     subsample: f64,
     /// Column subsample per tree.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.8)]
     colsample_bytree: f64,
     /// Minimum hessian per child.
     #[arg(long, default_value_t = 1.0)]
     min_child_weight: f64,
+    /// With --csv: stop boosting when the log-loss on an inner fifth of the training folds has
+    /// not improved for this many rounds (0: never).
+    #[arg(long, default_value_t = 30)]
+    early_stopping_rounds: u32,
     /// Print the report as one JSON object on the last line.
     #[arg(long)]
     json: bool,
-    /// Seed of the generated data.
+    /// Seed of the generated data, the folds and XGBoost.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Where to write the artifact.
@@ -139,14 +143,15 @@ pub struct TrainArgs {
     /// Gradient boosting or random forest.
     #[arg(long, value_enum, default_value_t = ModeArg::Gbtree)]
     mode: ModeArg,
-    /// Boosting rounds (forest: trees).
-    #[arg(long, default_value_t = 300)]
-    rounds: u32,
+    /// Boosting rounds (forest: trees); default 1,000 with --csv (early stopping decides),
+    /// 300 with --generated.
+    #[arg(long)]
+    rounds: Option<u32>,
     /// Maximum depth.
     #[arg(long, default_value_t = 6)]
     max_depth: u32,
     /// Learning rate.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.05)]
     eta: f64,
     /// XGBoost threads.
     #[arg(long, default_value_t = 2)]
@@ -162,11 +167,14 @@ pub async fn train(args: TrainArgs, settings: Settings) -> anyhow::Result<()> {
         ModeArg::Gbtree => Mode::GradientBoosting,
         ModeArg::RandomForest => Mode::RandomForest,
     };
+    let rounds = args
+        .rounds
+        .unwrap_or(if args.csv.is_some() { 1_000 } else { 300 });
     let params = XgbParams {
         mode,
-        rounds: args.rounds,
+        rounds,
         num_parallel_tree: if mode == Mode::RandomForest {
-            args.rounds
+            rounds
         } else {
             1
         },
@@ -177,6 +185,8 @@ pub async fn train(args: TrainArgs, settings: Settings) -> anyhow::Result<()> {
         colsample_bytree: args.colsample_bytree,
         min_child_weight: args.min_child_weight,
         seed: args.seed,
+        early_stopping_rounds: (args.early_stopping_rounds > 0)
+            .then_some(args.early_stopping_rounds),
         ..XgbParams::default()
     };
     if let Some(csv) = &args.csv {

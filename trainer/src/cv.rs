@@ -27,6 +27,8 @@ pub struct CvReport {
     pub brier: f64,
     /// Rows.
     pub rows: usize,
+    /// Boosting rounds kept per fold (fewer than asked when early stopping cut training).
+    pub fold_rounds: Vec<u32>,
 }
 
 /// Fold of each row: positives and negatives shuffled separately (seeded) and dealt round
@@ -62,6 +64,7 @@ pub fn cross_validate(
     let folds = stratified_folds(labels, k, seed);
     let mut oof = vec![0.0f64; labels.len()];
     let mut fold_auc = Vec::with_capacity(k);
+    let mut rounds = Vec::with_capacity(k);
     for f in 0..k {
         let (mut xtr, mut ytr, mut xte, mut idx_te) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -75,9 +78,30 @@ pub fn cross_validate(
                 ytr.push(*y);
             }
         }
-        let train = xgb::matrix(&xtr, n_cols, Some(&ytr)).map_err(|e| e.to_string())?;
         let test = xgb::matrix(&xte, n_cols, None).map_err(|e| e.to_string())?;
-        let trained = xgb::train(params, &train, None, |_, _| {}).map_err(|e| e.to_string())?;
+        let trained = if params.early_stopping_rounds.is_some() {
+            // Early stopping watches an inner, stratified fifth of the training folds; the
+            // test fold is never seen before it is scored.
+            let inner = stratified_folds(&ytr, 5, seed ^ (f as u64 + 1));
+            let (mut xa, mut ya, mut xv, mut yv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (i, y) in ytr.iter().enumerate() {
+                let row = &xtr[i * n_cols..(i + 1) * n_cols];
+                if inner[i] == 0 {
+                    xv.extend_from_slice(row);
+                    yv.push(*y);
+                } else {
+                    xa.extend_from_slice(row);
+                    ya.push(*y);
+                }
+            }
+            let train = xgb::matrix(&xa, n_cols, Some(&ya)).map_err(|e| e.to_string())?;
+            let valid = xgb::matrix(&xv, n_cols, Some(&yv)).map_err(|e| e.to_string())?;
+            xgb::train(params, &train, Some(&valid), |_, _| {}).map_err(|e| e.to_string())?
+        } else {
+            let train = xgb::matrix(&xtr, n_cols, Some(&ytr)).map_err(|e| e.to_string())?;
+            xgb::train(params, &train, None, |_, _| {}).map_err(|e| e.to_string())?
+        };
+        rounds.push(trained.rounds);
         let p = xgb::predict(&trained.booster, &test).map_err(|e| e.to_string())?;
         let scores: Vec<f64> = p.iter().map(|v| f64::from(*v)).collect();
         let y: Vec<bool> = idx_te.iter().map(|i| labels[*i] > 0.5).collect();
@@ -98,6 +122,7 @@ pub fn cross_validate(
         ks: ks(&oof, &y).unwrap_or(0.0),
         brier: brier(&oof, &y).unwrap_or(0.0),
         rows: labels.len(),
+        fold_rounds: rounds,
         fold_auc,
     })
 }

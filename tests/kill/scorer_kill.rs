@@ -1,0 +1,150 @@
+//! The scorer process is SIGKILLed at random moments while scoring 100,000 applications and
+//! restarted each time, on a broker that lives in a process of its own. Afterwards every
+//! application has a decision, and any duplicate is byte-identical to the first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ingest::generator::sink::MemorySink;
+use ingest::generator::{generate, GeneratorSettings};
+use rand::{Rng, SeedableRng};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use runtime::kafka::{consumer_config, producer_config};
+use trainer::xgb::XgbParams;
+
+const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
+const APPLICATIONS: u64 = 100_000;
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_broker() -> (Killed, String) {
+    let mut child = Command::new(BIN)
+        .args(["infra", "--kafka-only"])
+        .env_remove("KAFKA_BROKERS")
+        .env("CREDIT__INFRA__KAFKA__TOPICS__PARTITIONS", "3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let bootstrap = loop {
+        let line = lines.next().expect("broker exited").unwrap();
+        if let Some(b) = line.strip_prefix("Kafka bootstrap servers: ") {
+            break b.trim().to_string();
+        }
+    };
+    // Keep draining the pipe so the broker never blocks on a full stdout.
+    std::thread::spawn(move || for _ in lines {});
+    (Killed(child), bootstrap)
+}
+
+fn start_scorer(bootstrap: &str, model: &str) -> Killed {
+    Killed(
+        Command::new(BIN)
+            .args(["score", "--model", model, "--metrics-bind", "127.0.0.1:0"])
+            .env("KAFKA_BROKERS", bootstrap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_and_restarted_scorers_decide_every_application_with_identical_duplicates() {
+    let (_broker, bootstrap) = start_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let params = XgbParams {
+        rounds: 30,
+        max_depth: 4,
+        ..XgbParams::default()
+    };
+    let artifact = trainer::quick::train_on_generated("kill-test", 3_000, 1, &params).unwrap();
+    let model = dir.path().join("model.json");
+    std::fs::write(&model, serde_json::to_vec(&artifact).unwrap()).unwrap();
+    let model = model.to_string_lossy().into_owned();
+
+    let mut sink = MemorySink::default();
+    let settings = GeneratorSettings {
+        applications: APPLICATIONS,
+        months: 3,
+        performance_months: 0,
+        ..GeneratorSettings::default()
+    };
+    generate(&settings, &Default::default(), &mut sink, &mut |_, _| {}).unwrap();
+    let mut pc = producer_config(&bootstrap);
+    pc.set("queue.buffering.max.messages", "1000000");
+    let producer: FutureProducer = pc.create().unwrap();
+    let mut pending = Vec::new();
+    for app in &sink.applications {
+        let bytes = schemas::encode(app).unwrap();
+        let record = FutureRecord::to("loan-applications")
+            .key(&app.application_id)
+            .payload(&bytes);
+        pending.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    for p in pending {
+        p.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+    drop(sink);
+
+    // Kill at random moments, restarting each time.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for _ in 0..4 {
+        let scorer = start_scorer(&bootstrap, &model);
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(2_000..6_000))).await;
+        drop(scorer); // SIGKILL
+    }
+    let _last = start_scorer(&bootstrap, &model);
+
+    let consumer: StreamConsumer = consumer_config(&bootstrap, "kill-test-check", 6_000)
+        .create()
+        .unwrap();
+    consumer.subscribe(&["loan-decisions"]).unwrap();
+    let mut first: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut duplicates = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(400);
+    while (first.len() as u64) < APPLICATIONS {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {APPLICATIONS} decided",
+            first.len()
+        );
+        let m = match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
+            Ok(m) => m.unwrap(),
+            Err(_) => continue,
+        };
+        let key = m.key().unwrap().to_vec();
+        let payload = m.payload().unwrap().to_vec();
+        match first.get(&key) {
+            Some(earlier) => {
+                assert_eq!(
+                    earlier, &payload,
+                    "a duplicate decision differs from the first"
+                );
+                duplicates += 1;
+            }
+            None => {
+                first.insert(key, payload);
+            }
+        }
+    }
+    eprintln!(
+        "{} applications decided; {duplicates} byte-identical duplicates",
+        first.len()
+    );
+}
