@@ -110,11 +110,11 @@ impl FlatEnsemble {
             return flat;
         }
         let internal = (1usize << depth) - 1;
-        let placeholder = Packed {
+        let pass_through = Packed {
             threshold: f32::INFINITY,
             meta: DEFAULT_LEFT,
         };
-        flat.nodes = vec![placeholder; internal * model.trees.len()];
+        flat.nodes = vec![pass_through; internal * model.trees.len()];
         flat.leaves = vec![0.0; (internal + 1) * model.trees.len()];
         for (t, tree) in model.trees.iter().enumerate() {
             fill(
