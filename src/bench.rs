@@ -166,7 +166,15 @@ fn latency(
     let at = chrono::Utc::now();
     let t = Instant::now();
     for a in apps.iter().take(n_shap) {
-        let d = decide(a, &model, None, domain, Explain::All, at);
+        let d = decide(
+            a,
+            &features::compute(a),
+            &model,
+            None,
+            domain,
+            Explain::All,
+            at,
+        );
         sink += d.pd as f32;
     }
     let decide_all = per_call_us(t.elapsed(), n_shap);

@@ -43,7 +43,6 @@ fn reasons(
     if phi.iter().any(|p| !p.is_finite()) || (total - f64::from(margin)).abs() > 1e-3 {
         return None;
     }
-    let names = features::names();
     // Features pushing toward bad by at least a hundredth of a score point.
     let mut order: Vec<usize> = (0..phi.len())
         .filter(|i| phi[*i] > 0.0 && round2(domain.scaling.points(phi[*i])) < 0.0)
@@ -53,10 +52,10 @@ fn reasons(
         .into_iter()
         .take(TOP_REASONS)
         .map(|i| {
-            let feature = names.get(i)?;
+            let feature = features::FEATURES.get(i)?.name;
             Some(Reason {
                 code: catalogue::code(feature)?.to_string(),
-                feature: (*feature).to_string(),
+                feature: feature.to_string(),
                 value: x
                     .get(i)
                     .filter(|v| !v.is_nan())
@@ -67,17 +66,19 @@ fn reasons(
         .collect()
 }
 
-/// Decide an application with the champion (and, in shadow, a challenger).
+/// Decide an application with the champion (and, in shadow, a challenger). `x` is the
+/// application's feature vector ([`features::compute`]), computed once by the caller, which
+/// also feeds it to drift monitoring.
 pub fn decide(
     app: &LoanApplication,
+    x: &[f32; features::LEN],
     champion: &LoadedModel,
     challenger: Option<&LoadedModel>,
     domain: &DomainSettings,
     explain: Explain,
     decided_at: DateTime<Utc>,
 ) -> Decision {
-    let x = features::compute(app);
-    let margin = champion.flat.margin(&x);
+    let margin = champion.flat.margin(x);
     let pd = f64::from(risk_core::model::ensemble::sigmoid(margin));
     let score = domain.scaling.score(pd);
     let (mut outcome, hits) = domain.policy.decide(app, pd);
@@ -87,7 +88,7 @@ pub fn decide(
         Explain::All => true,
     };
     let reasons = if wants_reasons {
-        match reasons(champion, domain, &x, margin) {
+        match reasons(champion, domain, x, margin) {
             Some(r) => r,
             None => {
                 outcome = Outcome::Refer;
@@ -124,7 +125,7 @@ pub fn decide(
         ltv: ltv(l.amount, l.collateral_value),
         challenger: challenger.map(|c| Challenger {
             model_version: c.artifact.model_version.clone(),
-            pd: f64::from(c.flat.predict(&x)),
+            pd: f64::from(c.flat.predict(x)),
         }),
     }
 }

@@ -171,15 +171,17 @@ fn score_batch(
             // The decision time is the application's broker timestamp, so a replayed message
             // yields a byte-identical decision.
             let at = message_time(m).unwrap_or(app.submitted_at);
+            let x = risk_core::features::compute(&app);
             let d = decide(
                 &app,
+                &x,
                 &models.champion,
                 models.challenger.as_deref(),
                 &config.domain,
                 config.explain,
                 at,
             );
-            psi.observe(&risk_core::features::compute(&app));
+            psi.observe(&x);
             Outcome::Decided(Box::new(d), at)
         })
         .collect()
@@ -220,6 +222,8 @@ pub async fn run(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<u64, ScorerError> {
+    // Shared with the scoring task of every batch without copying the settings.
+    let config = Arc::new(config);
     consumer
         .subscribe(&[&config.applications_topic])
         .map_err(|e| ScorerError::Kafka(e.to_string()))?;
@@ -279,7 +283,7 @@ pub async fn run(
         let started = Instant::now();
         let (outcomes, batch, psi_back) = {
             let models = current.clone();
-            let cfg = config.clone();
+            let cfg = Arc::clone(&config);
             let mut window = psi;
             tokio::task::spawn_blocking(move || {
                 let outcomes = score_batch(&batch, &models, &cfg, &mut window);

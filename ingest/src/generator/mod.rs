@@ -361,12 +361,7 @@ fn run_action(
             if amount > 0 {
                 if action == Action::Foreclose {
                     // Bill everything left so the schedule and the payment reconcile.
-                    while loan.next_seq <= loan.tenure && loan.sched_balance > 0 {
-                        let saved = loan.plan;
-                        loan.plan = servicing::Plan::Closed;
-                        let _ = loan.bill(rng, settings);
-                        loan.plan = saved;
-                    }
+                    loan.bill_remaining();
                     tally.foreclosures += 1;
                 }
                 loan.pay(amount, day);

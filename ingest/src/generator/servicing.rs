@@ -244,14 +244,9 @@ impl Loan {
         amount
     }
 
-    /// Bill the next instalment and decide how it will be paid; returns the actions to
-    /// schedule (date, action).
-    pub fn bill(
-        &mut self,
-        rng: &mut ChaCha8Rng,
-        settings: &GeneratorSettings,
-    ) -> Vec<(NaiveDate, Action)> {
-        let mut out = Vec::new();
+    /// Add the next instalment to what is owed (less any advance credit); returns its
+    /// sequence number and due date.
+    fn push_next(&mut self) -> (u32, NaiveDate) {
         let seq = self.next_seq;
         let due = self.due(seq);
         let (principal, interest) = self.next_instalment();
@@ -262,6 +257,25 @@ impl Loan {
         }
         self.sched_balance -= principal;
         self.next_seq += 1;
+        (seq, due)
+    }
+
+    /// Bill every instalment left at once (a foreclosure settles them all).
+    pub fn bill_remaining(&mut self) {
+        while self.next_seq <= self.tenure && self.sched_balance > 0 {
+            self.push_next();
+        }
+    }
+
+    /// Bill the next instalment and decide how it will be paid; returns the actions to
+    /// schedule (date, action).
+    pub fn bill(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        settings: &GeneratorSettings,
+    ) -> Vec<(NaiveDate, Action)> {
+        let mut out = Vec::new();
+        let (seq, due) = self.push_next();
         match self.plan {
             Plan::Closed => return out,
             Plan::Defaulting { stop_seq, cure_seq } if seq >= stop_seq => {

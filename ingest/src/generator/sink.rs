@@ -119,7 +119,8 @@ enum Out {
 
 struct Stream {
     path: PathBuf,
-    family: &'static str,
+    /// The schema records are written with, looked up once.
+    schema: &'static apache_avro::Schema,
     out: Out,
 }
 
@@ -173,12 +174,12 @@ impl Stream {
             source,
         })?;
         let buf = BufWriter::with_capacity(1 << 20, file);
+        let version = Registry::global()
+            .latest(family)
+            .ok_or_else(|| SinkError::Encode(format!("no schema for {family}")))?;
         let out = match format {
             FileFormat::Jsonl => Out::Json(buf),
             FileFormat::Avro => {
-                let version = Registry::global()
-                    .latest(family)
-                    .ok_or_else(|| SinkError::Encode(format!("no schema for {family}")))?;
                 // A sync marker derived from the seed, and a header written in a fixed order,
                 // keep output byte-identical across runs.
                 let mut marker = [0u8; 16];
@@ -201,7 +202,11 @@ impl Stream {
                 ))
             }
         };
-        Ok(Self { path, family, out })
+        Ok(Self {
+            path,
+            schema: &version.schema,
+            out,
+        })
     }
 
     fn write<T: AvroMessage + Serialize>(&mut self, record: &T) -> Result<(), SinkError> {
@@ -217,11 +222,7 @@ impl Stream {
                 w.write_all(b"\n").map_err(io)
             }
             Out::Avro(w) => {
-                let schema = &Registry::global()
-                    .latest(self.family)
-                    .ok_or_else(|| SinkError::Encode(format!("no schema for {}", self.family)))?
-                    .schema;
-                let value = record.to_avro(schema).map_err(SinkError::Encode)?;
+                let value = record.to_avro(self.schema).map_err(SinkError::Encode)?;
                 w.append(value)
                     .map_err(|e| SinkError::Encode(e.to_string()))?;
                 Ok(())
