@@ -39,6 +39,10 @@ enum Command {
     /// Score applications from Kafka into decisions with reason codes (consumer group; scale
     /// out by running more).
     Score(stages::ScoreArgs),
+    /// Keep the loan book in PostgreSQL from decisions and loan events: delinquency, IRAC
+    /// classes, IFRS 9 stages, provisions, ECL and the daily portfolio snapshot (consumer group;
+    /// exactly-once into PostgreSQL).
+    Aggregate(stages::AggregateArgs),
     /// Train XGBoost: a servable feature-set-v1 artifact from generated data, or stratified
     /// cross-validation on any CSV.
     Train(stages::TrainArgs),
@@ -78,6 +82,9 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args, settings),
         Command::Score(args) => {
             tokio::runtime::Runtime::new()?.block_on(stages::score(args, settings))
+        }
+        Command::Aggregate(args) => {
+            tokio::runtime::Runtime::new()?.block_on(stages::aggregate(args, settings))
         }
         Command::Train(args) => {
             tokio::runtime::Runtime::new()?.block_on(stages::train(args, settings))

@@ -1,6 +1,7 @@
 //! The whole settings tree of the `credit-risk` binary.
 
 use ingest::generator::GeneratorSettings;
+use portfolio_aggregator::service::AggregatorSettings;
 use risk_core::settings::DomainSettings;
 use runtime::settings::InfraSettings;
 use scorer::service::ScorerSettings;
@@ -18,6 +19,8 @@ pub struct Settings {
     pub generator: GeneratorSettings,
     /// The scorer stage.
     pub scorer: ScorerSettings,
+    /// The portfolio aggregator stage.
+    pub aggregator: AggregatorSettings,
 }
 
 #[cfg(test)]

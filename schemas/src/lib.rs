@@ -7,6 +7,7 @@
 //! - [`codec`]: Avro binary in the single-object encoding, with writer → reader resolution.
 //! - [`registry`]: every known version and its CRC-64-AVRO fingerprint.
 //! - [`time`]: serde adapters for Avro's `date` and `timestamp-millis`.
+//! - [`validate`]: value checks every consumer applies before using a message.
 //!
 //! No I/O and no domain logic live here.
 
@@ -14,6 +15,7 @@ pub mod codec;
 pub mod registry;
 pub mod time;
 pub mod types;
+pub mod validate;
 
 pub use codec::{decode, encode, AvroMessage, DecodeError, EncodeError};
 pub use types::*;

@@ -1,0 +1,1206 @@
+//! One batch of consumed messages applied to the book in one transaction, with the offsets.
+//!
+//! Within the transaction the batch's partitions are locked in `consumer_offsets` first; a
+//! message below its partition's stored offset was applied before (a redelivery after a crash,
+//! or by a previous owner of the partition) and is skipped. Customers, applications and
+//! decisions are upserts by their natural key; loan events are applied once per event id.
+//! Everything is set-based: one statement per kind of change, whatever the batch size.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use risk_core::money::RateBps;
+use risk_core::schedule::schedule;
+use risk_core::settings::DomainSettings;
+use schemas::{
+    CustomerRegistered, Decision, EmploymentType, LoanAction, LoanApplication, LoanDisbursed,
+    LoanEventBody, Outcome, PaymentReceived, Residence,
+};
+use sqlx::{PgConnection, Row};
+
+use crate::dayend::{self, DayEndReport};
+use crate::message::{Incoming, Payload, Rejection, Source};
+
+/// What a batch needs to know besides its messages.
+#[derive(Debug, Clone)]
+pub struct ApplyContext {
+    /// Consumer group whose offsets are kept.
+    pub group: String,
+    /// Partitions of the events topic: a day closes when every one has delivered its tick.
+    pub event_partitions: i32,
+    /// Domain settings (day-end thresholds and rates).
+    pub domain: DomainSettings,
+}
+
+/// What applying a batch did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Messages applied (including ones that changed nothing, such as identical upserts).
+    pub applied: usize,
+    /// Messages below the stored offsets (applied before).
+    pub skipped: usize,
+    /// Loan events whose event id was applied before.
+    pub duplicates: usize,
+    /// Messages refused: index into the batch and why.
+    pub rejected: Vec<(usize, Rejection)>,
+    /// Day-end ticks recorded: (partition, business date, whether the day is now closed).
+    pub ticks: Vec<(i32, NaiveDate, bool)>,
+    /// Day-ends run by this batch.
+    pub closed: Vec<DayEndReport>,
+    /// Loan events dated on or before the last closed business date.
+    pub late: usize,
+    /// Next offsets per (topic, partition) after this batch.
+    pub offsets: Vec<(String, i32, i64)>,
+    /// Events partitions held at a day-end tick, with the date they wait for.
+    pub held: Vec<(i32, NaiveDate)>,
+}
+
+/// The schema symbol of an employment type.
+pub fn employment_symbol(e: EmploymentType) -> &'static str {
+    match e {
+        EmploymentType::Salaried => "salaried",
+        EmploymentType::SelfEmployed => "self_employed",
+        EmploymentType::Business => "business",
+        EmploymentType::Retired => "retired",
+        EmploymentType::Other => "other",
+    }
+}
+
+/// The schema symbol of a residence status.
+pub fn residence_symbol(r: Residence) -> &'static str {
+    match r {
+        Residence::Own => "own",
+        Residence::Rent => "rent",
+        Residence::Mortgaged => "mortgaged",
+        Residence::Family => "family",
+    }
+}
+
+/// The schema symbol of an outcome.
+pub fn outcome_symbol(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Approve => "APPROVE",
+        Outcome::Refer => "REFER",
+        Outcome::Decline => "DECLINE",
+    }
+}
+
+/// Apply `batch` inside the caller's transaction. The caller commits (after dead-lettering the
+/// rejected messages) or rolls back.
+pub async fn apply_batch(
+    tx: &mut PgConnection,
+    ctx: &ApplyContext,
+    batch: &[Incoming],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut out = BatchOutcome::default();
+    let stored = lock_offsets(tx, &ctx.group, batch).await?;
+
+    // Events partitions that delivered the tick of a day not yet closed wait for the day-end:
+    // their later messages belong to the next day and are held back (fetched again later).
+    let mut open: HashMap<i32, NaiveDate> = HashMap::new();
+    for (date, ticks) in sqlx::query_as::<_, (NaiveDate, Vec<i32>)>(
+        "SELECT business_date, ticks FROM business_days WHERE closed_at IS NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        for p in ticks {
+            open.entry(p).or_insert(date);
+        }
+    }
+
+    // Keep the messages at or above the stored offsets; compute the next offsets.
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut kept: Vec<(usize, &Incoming)> = Vec::with_capacity(batch.len());
+    for (i, m) in batch.iter().enumerate() {
+        let key = (m.topic.clone(), m.partition);
+        let from = stored.get(&key).copied().unwrap_or(0);
+        let n = next.entry(key).or_insert(from);
+        if m.offset < from {
+            out.skipped += 1;
+            continue;
+        }
+        if m.source == Source::Events {
+            if let Some(date) = open.get(&m.partition) {
+                out.held.push((m.partition, *date));
+                continue;
+            }
+        }
+        *n = (*n).max(m.offset + 1);
+        kept.push((i, m));
+        if let Ok(Payload::Event(e)) = &m.payload {
+            if let LoanEventBody::BusinessDayClosed(b) = &e.body {
+                open.insert(m.partition, b.business_date);
+            }
+        }
+    }
+    out.held.sort_unstable();
+    out.held.dedup();
+
+    let mut customers: Vec<&CustomerRegistered> = Vec::new();
+    let mut applications: Vec<&LoanApplication> = Vec::new();
+    let mut decisions: Vec<&Decision> = Vec::new();
+    let mut events: Vec<(usize, &Incoming, &schemas::LoanEvent)> = Vec::new();
+    for (i, m) in &kept {
+        match &m.payload {
+            Err(r) => out.rejected.push((*i, r.clone())),
+            Ok(Payload::Customer(c)) => customers.push(c),
+            Ok(Payload::Application(a)) => applications.push(a),
+            Ok(Payload::Decision(d)) => decisions.push(d),
+            Ok(Payload::Event(e)) => events.push((*i, m, e)),
+        }
+    }
+    out.applied += customers.len() + applications.len() + decisions.len();
+    upsert_customers(tx, &customers).await?;
+    upsert_applications(tx, &applications).await?;
+    upsert_decisions(tx, &decisions).await?;
+    apply_events(tx, ctx, &events, &mut out).await?;
+
+    let (topics, partitions, offsets): (Vec<String>, Vec<i32>, Vec<i64>) = next
+        .iter()
+        .map(|((t, p), o)| (t.clone(), *p, *o))
+        .fold((vec![], vec![], vec![]), |mut acc, (t, p, o)| {
+            acc.0.push(t);
+            acc.1.push(p);
+            acc.2.push(o);
+            acc
+        });
+    sqlx::query(
+        "UPDATE consumer_offsets o SET next_offset = n.next_offset, updated_at = now() \
+         FROM unnest($2::text[], $3::int4[], $4::int8[]) AS n(topic, partition, next_offset) \
+         WHERE o.consumer_group = $1 AND o.topic = n.topic AND o.partition = n.partition \
+           AND o.next_offset <> n.next_offset",
+    )
+    .bind(&ctx.group)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .execute(&mut *tx)
+    .await?;
+    out.offsets = next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+    Ok(out)
+}
+
+/// Create the batch's offset rows if new and lock them (in a fixed order, so two consumers
+/// never deadlock); returns the stored next offsets.
+async fn lock_offsets(
+    tx: &mut PgConnection,
+    group: &str,
+    batch: &[Incoming],
+) -> Result<HashMap<(String, i32), i64>, sqlx::Error> {
+    let keys: std::collections::BTreeSet<(String, i32)> = batch
+        .iter()
+        .map(|m| (m.topic.clone(), m.partition))
+        .collect();
+    let topics: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+    let partitions: Vec<i32> = keys.iter().map(|k| k.1).collect();
+    sqlx::query(
+        "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) \
+         SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int4[]) AS k(t, p) \
+         ORDER BY t, p ON CONFLICT DO NOTHING",
+    )
+    .bind(group)
+    .bind(&topics)
+    .bind(&partitions)
+    .execute(&mut *tx)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o \
+         JOIN unnest($2::text[], $3::int4[]) AS k(t, p) ON o.topic = k.t AND o.partition = k.p \
+         WHERE o.consumer_group = $1 ORDER BY o.topic, o.partition FOR UPDATE OF o",
+    )
+    .bind(group)
+    .bind(&topics)
+    .bind(&partitions)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut out = HashMap::new();
+    for r in rows {
+        out.insert(
+            (r.try_get::<String, _>(0)?, r.try_get::<i32, _>(1)?),
+            r.try_get::<i64, _>(2)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Last occurrence of each key wins (a later record of the same entity supersedes).
+fn last_by_key<'a, T, K: std::hash::Hash + Eq>(
+    items: &[&'a T],
+    key: impl Fn(&T) -> K,
+) -> Vec<&'a T> {
+    let mut index: HashMap<K, usize> = HashMap::new();
+    let mut out: Vec<&'a T> = Vec::new();
+    for item in items {
+        match index.entry(key(item)) {
+            std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = item,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+async fn upsert_customers(
+    tx: &mut PgConnection,
+    customers: &[&CustomerRegistered],
+) -> Result<(), sqlx::Error> {
+    if customers.is_empty() {
+        return Ok(());
+    }
+    let rows = last_by_key(customers, |c| c.customer_id.clone());
+    let bureau: Vec<Option<String>> = rows
+        .iter()
+        .map(|c| {
+            c.bureau
+                .as_ref()
+                .and_then(|b| serde_json::to_string(b).ok())
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO customers (customer_id, registered_at, full_name, email, phone, \
+           date_of_birth, age, employment_type, employer_name, years_employed, monthly_income, \
+           existing_emi, dependents, residence, region, bureau) \
+         SELECT id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b::jsonb \
+         FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
+           $6::date[], $7::int4[], $8::text[], $9::text[], $10::float4[], $11::int8[], \
+           $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
+           AS t(id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b) \
+         ON CONFLICT (customer_id) DO UPDATE SET registered_at = excluded.registered_at, \
+           full_name = excluded.full_name, email = excluded.email, phone = excluded.phone, \
+           date_of_birth = excluded.date_of_birth, age = excluded.age, \
+           employment_type = excluded.employment_type, employer_name = excluded.employer_name, \
+           years_employed = excluded.years_employed, monthly_income = excluded.monthly_income, \
+           existing_emi = excluded.existing_emi, dependents = excluded.dependents, \
+           residence = excluded.residence, region = excluded.region, bureau = excluded.bureau",
+    )
+    .bind(
+        rows.iter()
+            .map(|c| c.customer_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|c| c.registered_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.full_name.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.email.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.phone.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.date_of_birth).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.age).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|c| employment_symbol(c.employment_type))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|c| c.employer_name.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|c| c.years_employed).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.monthly_income).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.existing_emi).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.dependents).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|c| residence_symbol(c.residence))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|c| c.region.clone()).collect::<Vec<_>>())
+    .bind(bureau)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_applications(
+    tx: &mut PgConnection,
+    applications: &[&LoanApplication],
+) -> Result<(), sqlx::Error> {
+    if applications.is_empty() {
+        return Ok(());
+    }
+    let rows = last_by_key(applications, |a| a.application_id.clone());
+    let payload: Vec<String> = rows
+        .iter()
+        .map(|a| serde_json::to_string(a).unwrap_or_default())
+        .collect();
+    sqlx::query(
+        "INSERT INTO applications (application_id, customer_id, submitted_at, channel, purpose, \
+           amount, tenure_months, interest_rate_bps, collateral_value, payload) \
+         SELECT id, c, at, ch, pu, am, te, ra, co, p::jsonb \
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
+           $6::int8[], $7::int4[], $8::int4[], $9::int8[], $10::text[]) \
+           AS t(id, c, at, ch, pu, am, te, ra, co, p) \
+         ON CONFLICT (application_id) DO UPDATE SET customer_id = excluded.customer_id, \
+           submitted_at = excluded.submitted_at, channel = excluded.channel, \
+           purpose = excluded.purpose, amount = excluded.amount, \
+           tenure_months = excluded.tenure_months, \
+           interest_rate_bps = excluded.interest_rate_bps, \
+           collateral_value = excluded.collateral_value, payload = excluded.payload \
+         WHERE applications.payload IS DISTINCT FROM excluded.payload",
+    )
+    .bind(
+        rows.iter()
+            .map(|a| a.application_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|a| a.customer_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|a| a.submitted_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|a| a.channel.clone()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|a| a.loan.purpose.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|a| a.loan.amount).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|a| a.loan.tenure_months)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|a| a.loan.interest_rate_bps)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|a| a.loan.collateral_value)
+            .collect::<Vec<_>>(),
+    )
+    .bind(payload)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_decisions(
+    tx: &mut PgConnection,
+    decisions: &[&Decision],
+) -> Result<(), sqlx::Error> {
+    if decisions.is_empty() {
+        return Ok(());
+    }
+    // The latest decision of an application wins; an identical replay changes nothing.
+    let mut latest: HashMap<&str, &Decision> = HashMap::new();
+    for d in decisions {
+        let e = latest.entry(d.application_id.as_str()).or_insert(d);
+        if d.decided_at >= e.decided_at {
+            *e = d;
+        }
+    }
+    let mut rows: Vec<&Decision> = latest.into_values().collect();
+    rows.sort_by(|a, b| a.application_id.cmp(&b.application_id));
+    let rule_hits: Vec<String> = rows
+        .iter()
+        .map(|d| serde_json::to_string(&d.rule_hits).unwrap_or_else(|_| "[]".into()))
+        .collect();
+    let changed: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO decisions (application_id, customer_id, decided_at, model_version, \
+           feature_set_version, pd, score, score_clamped, grade, decision, rule_hits, emi, foir, \
+           ltv, challenger_version, challenger_pd) \
+         SELECT id, c, at, mv, fs, pd, sc, cl, g, d, \
+           ARRAY(SELECT jsonb_array_elements_text(rh::jsonb)), emi, foir, ltv, cv, cp \
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
+           $6::float8[], $7::int4[], $8::bool[], $9::text[], $10::text[], $11::text[], \
+           $12::int8[], $13::float8[], $14::float8[], $15::text[], $16::float8[]) \
+           AS t(id, c, at, mv, fs, pd, sc, cl, g, d, rh, emi, foir, ltv, cv, cp) \
+         ON CONFLICT (application_id) DO UPDATE SET customer_id = excluded.customer_id, \
+           decided_at = excluded.decided_at, model_version = excluded.model_version, \
+           feature_set_version = excluded.feature_set_version, pd = excluded.pd, \
+           score = excluded.score, score_clamped = excluded.score_clamped, \
+           grade = excluded.grade, decision = excluded.decision, \
+           rule_hits = excluded.rule_hits, emi = excluded.emi, foir = excluded.foir, \
+           ltv = excluded.ltv, challenger_version = excluded.challenger_version, \
+           challenger_pd = excluded.challenger_pd \
+         WHERE decisions.decided_at <= excluded.decided_at \
+           AND (decisions.*) IS DISTINCT FROM (excluded.*) \
+         RETURNING application_id",
+    )
+    .bind(
+        rows.iter()
+            .map(|d| d.application_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|d| d.customer_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|d| d.decided_at).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|d| d.model_version.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|d| d.feature_set_version.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|d| d.pd).collect::<Vec<_>>())
+    .bind(rows.iter().map(|d| d.score).collect::<Vec<_>>())
+    .bind(rows.iter().map(|d| d.score_clamped).collect::<Vec<_>>())
+    .bind(rows.iter().map(|d| d.grade.clone()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|d| outcome_symbol(d.decision))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rule_hits)
+    .bind(rows.iter().map(|d| d.emi).collect::<Vec<_>>())
+    .bind(rows.iter().map(|d| d.foir).collect::<Vec<_>>())
+    .bind(rows.iter().map(|d| d.ltv).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|d| d.challenger.as_ref().map(|c| c.model_version.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|d| d.challenger.as_ref().map(|c| c.pd))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if !changed.is_empty() {
+        let changed_set: HashSet<&str> = changed.iter().map(String::as_str).collect();
+        sqlx::query("DELETE FROM decision_reasons WHERE application_id = ANY($1)")
+            .bind(&changed)
+            .execute(&mut *tx)
+            .await?;
+        let mut ids = Vec::new();
+        let mut ranks = Vec::new();
+        let mut codes = Vec::new();
+        let mut features = Vec::new();
+        let mut values = Vec::new();
+        let mut points = Vec::new();
+        for d in rows
+            .iter()
+            .filter(|d| changed_set.contains(d.application_id.as_str()))
+        {
+            for (rank, r) in d.reasons.iter().enumerate() {
+                ids.push(d.application_id.clone());
+                ranks.push(i16::try_from(rank + 1).unwrap_or(i16::MAX));
+                codes.push(r.code.clone());
+                features.push(r.feature.clone());
+                values.push(r.value);
+                points.push(r.points);
+            }
+        }
+        if !ids.is_empty() {
+            sqlx::query(
+                "INSERT INTO decision_reasons (application_id, rank, code, feature, value, points) \
+                 SELECT * FROM unnest($1::text[], $2::int2[], $3::text[], $4::text[], \
+                   $5::float8[], $6::float8[])",
+            )
+            .bind(ids)
+            .bind(ranks)
+            .bind(codes)
+            .bind(features)
+            .bind(values)
+            .bind(points)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    // The customer's current PD: from their most recent decision.
+    let mut by_customer: HashMap<&str, (f64, DateTime<Utc>)> = HashMap::new();
+    for d in &rows {
+        let e = by_customer
+            .entry(d.customer_id.as_str())
+            .or_insert((d.pd, d.decided_at));
+        if d.decided_at > e.1 {
+            *e = (d.pd, d.decided_at);
+        }
+    }
+    let mut risk: Vec<(&str, f64, DateTime<Utc>)> = by_customer
+        .into_iter()
+        .map(|(c, (p, t))| (c, p, t))
+        .collect();
+    risk.sort_by(|a, b| a.0.cmp(b.0));
+    sqlx::query(
+        "INSERT INTO customer_risk (customer_id, pd, decided_at) \
+         SELECT * FROM unnest($1::text[], $2::float8[], $3::timestamptz[]) \
+         ON CONFLICT (customer_id) DO UPDATE SET pd = excluded.pd, decided_at = excluded.decided_at \
+         WHERE customer_risk.decided_at < excluded.decided_at",
+    )
+    .bind(risk.iter().map(|r| r.0.to_string()).collect::<Vec<_>>())
+    .bind(risk.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(risk.iter().map(|r| r.2).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Date an event belongs to, for late-event detection.
+fn event_date(body: &LoanEventBody) -> NaiveDate {
+    match body {
+        LoanEventBody::LoanDisbursed(d) => d.disbursed_on,
+        LoanEventBody::PaymentReceived(p) => p.paid_on,
+        LoanEventBody::LoanWrittenOff(a) | LoanEventBody::LoanMarkedLoss(a) => a.on,
+        LoanEventBody::BusinessDayClosed(b) => b.business_date,
+    }
+}
+
+async fn apply_events(
+    tx: &mut PgConnection,
+    ctx: &ApplyContext,
+    events: &[(usize, &Incoming, &schemas::LoanEvent)],
+    out: &mut BatchOutcome,
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // Event ids: first occurrence in the batch, and not applied before.
+    let mut seen = HashSet::new();
+    let mut candidates = Vec::new();
+    let mut ticks = Vec::new();
+    for &(i, m, e) in events {
+        if let LoanEventBody::BusinessDayClosed(b) = &e.body {
+            ticks.push((i, m.partition, b.business_date));
+            continue;
+        }
+        if seen.insert(e.event_id.as_str()) {
+            candidates.push((i, e));
+        } else {
+            out.duplicates += 1;
+        }
+    }
+    let ids: Vec<String> = candidates.iter().map(|(_, e)| e.event_id.clone()).collect();
+    let fresh: HashSet<String> = if ids.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar(
+            "INSERT INTO applied_events (event_id) SELECT unnest($1::text[]) \
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let last_closed: Option<NaiveDate> = sqlx::query_scalar(
+        "SELECT max(business_date) FROM business_days WHERE closed_at IS NOT NULL",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut disbursals = Vec::new();
+    let mut payments = Vec::new();
+    let mut write_offs = Vec::new();
+    let mut losses = Vec::new();
+    for (i, e) in candidates {
+        if !fresh.contains(&e.event_id) {
+            out.duplicates += 1;
+            continue;
+        }
+        if last_closed.is_some_and(|c| event_date(&e.body) <= c) {
+            out.late += 1;
+        }
+        match &e.body {
+            LoanEventBody::LoanDisbursed(d) => disbursals.push((i, d)),
+            LoanEventBody::PaymentReceived(p) => payments.push((i, p)),
+            LoanEventBody::LoanWrittenOff(a) => write_offs.push((i, a)),
+            LoanEventBody::LoanMarkedLoss(a) => losses.push((i, a)),
+            LoanEventBody::BusinessDayClosed(_) => {}
+        }
+    }
+    out.applied += disbursals.len() + payments.len() + write_offs.len() + losses.len();
+    disburse(tx, &disbursals, out).await?;
+    receive_payments(tx, &payments, out).await?;
+    write_off(tx, &write_offs, out).await?;
+    mark_loss(tx, &losses, out).await?;
+    for (_, partition, date) in ticks {
+        out.applied += 1;
+        let closed = record_tick(tx, ctx, partition, date, out).await?;
+        out.ticks.push((partition, date, closed));
+    }
+    Ok(())
+}
+
+async fn disburse(
+    tx: &mut PgConnection,
+    disbursals: &[(usize, &LoanDisbursed)],
+    out: &mut BatchOutcome,
+) -> Result<(), sqlx::Error> {
+    if disbursals.is_empty() {
+        return Ok(());
+    }
+    let mut schedules = Vec::with_capacity(disbursals.len());
+    for (_, d) in disbursals {
+        let rate = RateBps::clamped(d.interest_rate_bps);
+        let months = u32::try_from(d.tenure_months).unwrap_or(1);
+        schedules.push((
+            risk_core::schedule::emi(d.principal, rate, months),
+            schedule(d.principal, rate, months, d.first_due_on),
+        ));
+    }
+    let inserted: HashSet<String> = sqlx::query_scalar(
+        "INSERT INTO loans (loan_id, application_id, customer_id, principal, interest_rate_bps, \
+           tenure_months, emi, instalments, disbursed_on, first_due_on, maturity_on, \
+           collateral_value, purpose, region, grade, origination_pd) \
+         SELECT t.id, t.app, t.cust, t.p, t.r, t.n, t.emi, t.k, t.dis, t.fd, t.mat, t.col, \
+           a.purpose, c.region, d.grade, d.pd \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::int4[], \
+           $7::int8[], $8::int4[], $9::date[], $10::date[], $11::date[], $12::int8[]) \
+           AS t(id, app, cust, p, r, n, emi, k, dis, fd, mat, col) \
+         LEFT JOIN applications a ON a.application_id = t.app \
+         LEFT JOIN decisions d ON d.application_id = t.app \
+         LEFT JOIN customers c ON c.customer_id = t.cust \
+         ON CONFLICT DO NOTHING RETURNING loan_id",
+    )
+    .bind(
+        disbursals
+            .iter()
+            .map(|(_, d)| d.loan_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        disbursals
+            .iter()
+            .map(|(_, d)| d.application_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        disbursals
+            .iter()
+            .map(|(_, d)| d.customer_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        disbursals
+            .iter()
+            .map(|(_, d)| d.principal)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        disbursals
+            .iter()
+            .map(|(_, d)| d.interest_rate_bps)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        disbursals
+            .iter()
+            .map(|(_, d)| d.tenure_months)
+            .collect::<Vec<_>>(),
+    )
+    .bind(schedules.iter().map(|(emi, _)| *emi).collect::<Vec<_>>())
+    .bind(
+        schedules
+            .iter()
+            .map(|(_, s)| i32::try_from(s.len()).unwrap_or(i32::MAX).max(1))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        disbursals
+            .iter()
+            .map(|(_, d)| d.disbursed_on)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        disbursals
+            .iter()
+            .map(|(_, d)| d.first_due_on)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        disbursals
+            .iter()
+            .zip(&schedules)
+            .map(|((_, d), (_, s))| s.last().map_or(d.first_due_on, |i| i.due_on))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        disbursals
+            .iter()
+            .map(|(_, d)| d.collateral_value)
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+
+    let mut loan_ids = Vec::new();
+    let mut seqs = Vec::new();
+    let mut dues = Vec::new();
+    let mut principals = Vec::new();
+    let mut interests = Vec::new();
+    let mut status_ids = Vec::new();
+    let mut status_customers = Vec::new();
+    let mut status_principal = Vec::new();
+    let mut status_first_due = Vec::new();
+    for ((i, d), (_, sched)) in disbursals.iter().zip(&schedules) {
+        if !inserted.contains(&d.loan_id) {
+            out.rejected.push((
+                *i,
+                Rejection {
+                    class: "conflict",
+                    message: "loan_id or application_id is already booked".into(),
+                },
+            ));
+            continue;
+        }
+        for inst in sched {
+            loan_ids.push(d.loan_id.clone());
+            seqs.push(i32::try_from(inst.seq).unwrap_or(i32::MAX));
+            dues.push(inst.due_on);
+            principals.push(inst.principal);
+            interests.push(inst.interest);
+        }
+        status_ids.push(d.loan_id.clone());
+        status_customers.push(d.customer_id.clone());
+        status_principal.push(d.principal);
+        status_first_due.push(sched.first().map(|i| i.due_on));
+    }
+    if !loan_ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO instalments (loan_id, seq, due_on, principal, interest) \
+             SELECT * FROM unnest($1::text[], $2::int4[], $3::date[], $4::int8[], $5::int8[])",
+        )
+        .bind(loan_ids)
+        .bind(seqs)
+        .bind(dues)
+        .bind(principals)
+        .bind(interests)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !status_ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO loan_status (loan_id, customer_id, state, outstanding_principal, \
+               next_unpaid_seq, next_unpaid_due_on) \
+             SELECT id, c, 'ACTIVE', p, 1, fd \
+             FROM unnest($1::text[], $2::text[], $3::int8[], $4::date[]) AS t(id, c, p, fd)",
+        )
+        .bind(status_ids)
+        .bind(status_customers)
+        .bind(status_principal)
+        .bind(status_first_due)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// An unpaid instalment as loaded for allocation.
+#[derive(Debug, Clone)]
+struct Open {
+    seq: i32,
+    due_on: NaiveDate,
+    principal: i64,
+    interest: i64,
+    paid_principal: i64,
+    paid_interest: i64,
+    settled_on: Option<NaiveDate>,
+    touched: bool,
+}
+
+async fn receive_payments(
+    tx: &mut PgConnection,
+    payments: &[(usize, &PaymentReceived)],
+    out: &mut BatchOutcome,
+) -> Result<(), sqlx::Error> {
+    if payments.is_empty() {
+        return Ok(());
+    }
+    // Payment ids already booked (under another event id) are conflicts.
+    let ids: Vec<String> = payments.iter().map(|(_, p)| p.payment_id.clone()).collect();
+    let known: HashSet<String> =
+        sqlx::query_scalar("SELECT payment_id FROM payments WHERE payment_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let loans: Vec<String> = payments
+        .iter()
+        .map(|(_, p)| p.loan_id.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let states: HashMap<String, String> =
+        sqlx::query("SELECT loan_id, state FROM loan_status WHERE loan_id = ANY($1)")
+            .bind(&loans)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?)))
+            .collect();
+    let mut seen_ids = HashSet::new();
+    let mut accepted: Vec<&PaymentReceived> = Vec::new();
+    let mut totals: HashMap<&str, i64> = HashMap::new();
+    for (i, p) in payments {
+        let reject = |class, message: &str| Rejection {
+            class,
+            message: message.to_string(),
+        };
+        if known.contains(&p.payment_id) || !seen_ids.insert(p.payment_id.as_str()) {
+            out.rejected
+                .push((*i, reject("conflict", "payment_id is already booked")));
+            continue;
+        }
+        let Some(state) = states.get(&p.loan_id) else {
+            out.rejected.push((
+                *i,
+                reject("unknown_loan", "no disbursed loan has this loan_id"),
+            ));
+            continue;
+        };
+        if state == "ACTIVE" {
+            *totals.entry(p.loan_id.as_str()).or_default() += p.amount;
+        }
+        accepted.push(p);
+    }
+    // The unpaid instalments each active loan's payments reach, oldest first.
+    let (tl, ta): (Vec<String>, Vec<i64>) = totals.iter().map(|(l, a)| (l.to_string(), *a)).unzip();
+    let mut open: HashMap<String, Vec<Open>> = HashMap::new();
+    if !tl.is_empty() {
+        let rows = sqlx::query(
+            "SELECT p.loan_id, x.seq, x.due_on, x.principal, x.interest, x.paid_principal, \
+               x.paid_interest \
+             FROM unnest($1::text[], $2::int8[]) AS p(loan_id, total) \
+             CROSS JOIN LATERAL ( \
+               SELECT i.seq, i.due_on, i.principal, i.interest, i.paid_principal, i.paid_interest, \
+                 sum(i.principal + i.interest - i.paid_principal - i.paid_interest) \
+                   OVER (ORDER BY i.seq) - (i.principal + i.interest - i.paid_principal - i.paid_interest) \
+                   AS before \
+               FROM instalments i \
+               WHERE i.loan_id = p.loan_id \
+                 AND i.paid_principal + i.paid_interest < i.principal + i.interest \
+             ) x \
+             WHERE x.before < p.total \
+             ORDER BY p.loan_id, x.seq",
+        )
+        .bind(&tl)
+        .bind(&ta)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in rows {
+            open.entry(r.try_get(0)?).or_default().push(Open {
+                seq: r.try_get(1)?,
+                due_on: r.try_get(2)?,
+                principal: r.try_get(3)?,
+                interest: r.try_get(4)?,
+                paid_principal: r.try_get(5)?,
+                paid_interest: r.try_get(6)?,
+                settled_on: None,
+                touched: false,
+            });
+        }
+    }
+    // Allocate in arrival order: interest then principal of the oldest unpaid instalment.
+    let mut pay = PaymentRows::default();
+    let mut loan_delta: BTreeMap<&str, (i64, i64, i64, NaiveDate)> = BTreeMap::new();
+    let mut daily: BTreeMap<NaiveDate, [i64; 7]> = BTreeMap::new();
+    for p in &accepted {
+        let active = states.get(&p.loan_id).is_some_and(|s| s == "ACTIVE");
+        let mut left = p.amount;
+        let (mut to_i, mut to_p) = (0, 0);
+        let mut settled = 0;
+        let mut on_time = 0;
+        if active {
+            if let Some(list) = open.get_mut(&p.loan_id) {
+                for inst in list.iter_mut() {
+                    if left == 0 {
+                        break;
+                    }
+                    let due_i = inst.interest - inst.paid_interest;
+                    let due_p = inst.principal - inst.paid_principal;
+                    if due_i + due_p == 0 {
+                        continue;
+                    }
+                    let i_part = due_i.min(left);
+                    left -= i_part;
+                    let p_part = due_p.min(left);
+                    left -= p_part;
+                    inst.paid_interest += i_part;
+                    inst.paid_principal += p_part;
+                    inst.touched = true;
+                    to_i += i_part;
+                    to_p += p_part;
+                    if inst.paid_interest == inst.interest && inst.paid_principal == inst.principal
+                    {
+                        inst.settled_on = Some(p.paid_on);
+                        settled += 1;
+                        if p.paid_on <= inst.due_on {
+                            on_time += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Beyond the schedule, or on a loan no longer active: held as surplus (recovery).
+        let surplus = left;
+        pay.push(p, to_i, to_p, surplus);
+        let e = loan_delta
+            .entry(p.loan_id.as_str())
+            .or_insert((0, 0, 0, p.paid_on));
+        e.0 += to_p;
+        e.1 += to_i;
+        e.2 += surplus;
+        e.3 = e.3.max(p.paid_on);
+        let d = daily.entry(p.paid_on).or_default();
+        d[0] += 1;
+        d[1] += p.amount;
+        d[2] += to_i;
+        d[3] += to_p;
+        d[4] += surplus;
+        d[5] += settled;
+        d[6] += on_time;
+    }
+    pay.insert(tx).await?;
+
+    let mut il = Vec::new();
+    let mut is = Vec::new();
+    let mut ipp = Vec::new();
+    let mut ipi = Vec::new();
+    let mut iso = Vec::new();
+    for (loan, list) in &open {
+        for inst in list.iter().filter(|i| i.touched) {
+            il.push(loan.clone());
+            is.push(inst.seq);
+            ipp.push(inst.paid_principal);
+            ipi.push(inst.paid_interest);
+            iso.push(inst.settled_on);
+        }
+    }
+    if !il.is_empty() {
+        sqlx::query(
+            "UPDATE instalments i SET paid_principal = u.pp, paid_interest = u.pi, \
+               settled_on = coalesce(u.so, i.settled_on) \
+             FROM unnest($1::text[], $2::int4[], $3::int8[], $4::int8[], $5::date[]) \
+               AS u(loan_id, seq, pp, pi, so) \
+             WHERE i.loan_id = u.loan_id AND i.seq = u.seq",
+        )
+        .bind(il)
+        .bind(is)
+        .bind(ipp)
+        .bind(ipi)
+        .bind(iso)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let lids: Vec<String> = loan_delta.keys().map(|l| l.to_string()).collect();
+    sqlx::query(
+        "UPDATE loan_status s SET outstanding_principal = s.outstanding_principal - u.pp, \
+           paid_principal = s.paid_principal + u.pp, paid_interest = s.paid_interest + u.pi, \
+           surplus = s.surplus + u.su, \
+           last_paid_on = greatest(s.last_paid_on, u.last), \
+           next_unpaid_seq = n.seq, next_unpaid_due_on = n.due_on, \
+           state = CASE WHEN s.state = 'ACTIVE' AND n.seq IS NULL THEN 'CLOSED' ELSE s.state END, \
+           closed_on = CASE WHEN s.state = 'ACTIVE' AND n.seq IS NULL THEN u.last ELSE s.closed_on END \
+         FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::date[]) \
+           AS u(loan_id, pp, pi, su, last) \
+         LEFT JOIN LATERAL (SELECT i.seq, i.due_on FROM instalments i \
+           WHERE i.loan_id = u.loan_id \
+             AND i.paid_principal + i.paid_interest < i.principal + i.interest \
+           ORDER BY i.seq LIMIT 1) n ON true \
+         WHERE s.loan_id = u.loan_id",
+    )
+    .bind(lids)
+    .bind(loan_delta.values().map(|v| v.0).collect::<Vec<_>>())
+    .bind(loan_delta.values().map(|v| v.1).collect::<Vec<_>>())
+    .bind(loan_delta.values().map(|v| v.2).collect::<Vec<_>>())
+    .bind(loan_delta.values().map(|v| v.3).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    let days: Vec<NaiveDate> = daily.keys().copied().collect();
+    let col = |k: usize| daily.values().map(|v| v[k]).collect::<Vec<i64>>();
+    sqlx::query(
+        "INSERT INTO repayment_daily AS r (paid_on, payments, amount, to_interest, to_principal, \
+           surplus, instalments_settled, settled_on_time) \
+         SELECT * FROM unnest($1::date[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+           $6::int8[], $7::int8[], $8::int8[]) \
+         ON CONFLICT (paid_on) DO UPDATE SET payments = r.payments + excluded.payments, \
+           amount = r.amount + excluded.amount, to_interest = r.to_interest + excluded.to_interest, \
+           to_principal = r.to_principal + excluded.to_principal, \
+           surplus = r.surplus + excluded.surplus, \
+           instalments_settled = r.instalments_settled + excluded.instalments_settled, \
+           settled_on_time = r.settled_on_time + excluded.settled_on_time",
+    )
+    .bind(days)
+    .bind(col(0))
+    .bind(col(1))
+    .bind(col(2))
+    .bind(col(3))
+    .bind(col(4))
+    .bind(col(5))
+    .bind(col(6))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct PaymentRows {
+    ids: Vec<String>,
+    loans: Vec<String>,
+    amounts: Vec<i64>,
+    dates: Vec<NaiveDate>,
+    to_interest: Vec<i64>,
+    to_principal: Vec<i64>,
+    surplus: Vec<i64>,
+}
+
+impl PaymentRows {
+    fn push(&mut self, p: &PaymentReceived, to_i: i64, to_p: i64, surplus: i64) {
+        self.ids.push(p.payment_id.clone());
+        self.loans.push(p.loan_id.clone());
+        self.amounts.push(p.amount);
+        self.dates.push(p.paid_on);
+        self.to_interest.push(to_i);
+        self.to_principal.push(to_p);
+        self.surplus.push(surplus);
+    }
+
+    async fn insert(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO payments (payment_id, loan_id, amount, paid_on, to_interest, \
+               to_principal, surplus) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::date[], $5::int8[], \
+               $6::int8[], $7::int8[])",
+        )
+        .bind(self.ids)
+        .bind(self.loans)
+        .bind(self.amounts)
+        .bind(self.dates)
+        .bind(self.to_interest)
+        .bind(self.to_principal)
+        .bind(self.surplus)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn known_loans(
+    tx: &mut PgConnection,
+    actions: &[(usize, &LoanAction)],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let ids: Vec<String> = actions.iter().map(|(_, a)| a.loan_id.clone()).collect();
+    Ok(
+        sqlx::query_scalar("SELECT loan_id FROM loan_status WHERE loan_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect(),
+    )
+}
+
+fn reject_unknown(
+    actions: &[(usize, &LoanAction)],
+    known: &HashSet<String>,
+    out: &mut BatchOutcome,
+) -> (Vec<String>, Vec<NaiveDate>) {
+    let mut ids = Vec::new();
+    let mut dates = Vec::new();
+    for (i, a) in actions {
+        if known.contains(&a.loan_id) {
+            ids.push(a.loan_id.clone());
+            dates.push(a.on);
+        } else {
+            out.rejected.push((
+                *i,
+                Rejection {
+                    class: "unknown_loan",
+                    message: "no disbursed loan has this loan_id".into(),
+                },
+            ));
+        }
+    }
+    (ids, dates)
+}
+
+async fn write_off(
+    tx: &mut PgConnection,
+    actions: &[(usize, &LoanAction)],
+    out: &mut BatchOutcome,
+) -> Result<(), sqlx::Error> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let known = known_loans(tx, actions).await?;
+    let (ids, dates) = reject_unknown(actions, &known, out);
+    // The outstanding principal leaves the book; the loan keeps its last classification.
+    sqlx::query(
+        "UPDATE loan_status s SET state = 'WRITTEN_OFF', written_off_on = u.on_date, \
+           written_off_amount = s.outstanding_principal, outstanding_principal = 0 \
+         FROM unnest($1::text[], $2::date[]) AS u(loan_id, on_date) \
+         WHERE s.loan_id = u.loan_id AND s.state = 'ACTIVE'",
+    )
+    .bind(ids)
+    .bind(dates)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn mark_loss(
+    tx: &mut PgConnection,
+    actions: &[(usize, &LoanAction)],
+    out: &mut BatchOutcome,
+) -> Result<(), sqlx::Error> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let known = known_loans(tx, actions).await?;
+    let (ids, dates) = reject_unknown(actions, &known, out);
+    // Loss is the lender's decision; the day-end of that date classifies the loan as Loss.
+    sqlx::query(
+        "UPDATE loan_status s SET loss_on = least(coalesce(s.loss_on, u.on_date), u.on_date) \
+         FROM unnest($1::text[], $2::date[]) AS u(loan_id, on_date) \
+         WHERE s.loan_id = u.loan_id",
+    )
+    .bind(ids)
+    .bind(dates)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Record partition `partition`'s tick for `date`; run the day-end when it is the last one.
+/// Returns whether the day is closed.
+async fn record_tick(
+    tx: &mut PgConnection,
+    ctx: &ApplyContext,
+    partition: i32,
+    date: NaiveDate,
+    out: &mut BatchOutcome,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO business_days AS b (business_date, partitions, ticks) \
+         VALUES ($1, $2, ARRAY[$3::int4]) \
+         ON CONFLICT (business_date) DO UPDATE SET ticks = CASE \
+           WHEN $3 = ANY(b.ticks) THEN b.ticks ELSE b.ticks || $3 END \
+         RETURNING cardinality(ticks), partitions, closed_at IS NOT NULL",
+    )
+    .bind(date)
+    .bind(ctx.event_partitions)
+    .bind(partition)
+    .fetch_one(&mut *tx)
+    .await?;
+    let ticked: i32 = row.try_get(0)?;
+    let partitions: i32 = row.try_get(1)?;
+    let closed: bool = row.try_get(2)?;
+    if closed {
+        return Ok(true);
+    }
+    if ticked < partitions {
+        return Ok(false);
+    }
+    let report = dayend::close_day(tx, date, &ctx.domain).await?;
+    out.closed.push(report);
+    Ok(true)
+}

@@ -1,0 +1,574 @@
+//! The read side: portfolio figures as of the last closed business date, or any earlier one.
+//!
+//! Every portfolio read comes from the maintained aggregates (`portfolio_daily`,
+//! `repayment_daily`, `vintage_hits`, `roll_rates`), so its cost does not grow with the book.
+//! Money is minor units; ratios are fractions (0.05 = 5%).
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Row};
+
+/// Why a query has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// No business day has been closed (on or before the date asked).
+    #[error("no business day has been closed{}", .0.map(|d| format!(" on or before {d}")).unwrap_or_default())]
+    NoClosedDay(Option<NaiveDate>),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Seed-compatible summary plus the regulatory figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortfolioSummary {
+    /// Business date the figures are as of.
+    pub business_date: NaiveDate,
+    /// Loans ever disbursed (to that date).
+    pub total_loans: i64,
+    /// Loans open.
+    pub active_loans: i64,
+    /// Loans ever 90+ DPD.
+    pub defaulted_loans: i64,
+    /// Loans repaid in full.
+    pub closed_loans: i64,
+    /// Loans written off.
+    pub written_off_loans: i64,
+    /// Principal disbursed, minor units.
+    pub total_disbursed: i64,
+    /// Outstanding principal of open loans, minor units.
+    pub outstanding: i64,
+    /// Outstanding principal of NPA loans (gross NPA), minor units.
+    pub npa_amount: i64,
+    /// NPA loans.
+    pub npa_loans: i64,
+    /// Gross NPA ratio.
+    pub npa_ratio: f64,
+    /// Net NPA ratio: (gross NPA − NPA provisions) / (outstanding − NPA provisions).
+    pub net_npa_ratio: f64,
+    /// Net NPA amount, minor units.
+    pub net_npa_amount: i64,
+    /// Provisions held on NPAs, minor units.
+    pub npa_provisions: i64,
+    /// All IRAC provisions, minor units.
+    pub provisions: i64,
+    /// Provision coverage ratio: NPA provisions / gross NPA.
+    pub provision_coverage: f64,
+    /// Outstanding with DPD > 30 over outstanding.
+    pub par30: f64,
+    /// Outstanding with DPD > 90 over outstanding.
+    pub par90: f64,
+    /// IFRS 9 expected credit loss, minor units.
+    pub ecl: i64,
+    /// Loans ever 90+ DPD over loans disbursed.
+    pub default_rate: f64,
+    /// Approved over decided applications.
+    pub approval_rate: f64,
+    /// Applications decided.
+    pub decided: i64,
+    /// Applications approved.
+    pub approved: i64,
+    /// Principal written off, minor units.
+    pub written_off_amount: i64,
+    /// Repayments collected to date, minor units.
+    pub collected: i64,
+}
+
+fn ratio(n: i64, d: i64) -> f64 {
+    if d > 0 {
+        n as f64 / d as f64
+    } else {
+        0.0
+    }
+}
+
+/// The closed business date a query answers for: the latest closed on or before `as_of`.
+pub async fn resolve_date(
+    pool: &PgPool,
+    as_of: Option<NaiveDate>,
+) -> Result<NaiveDate, QueryError> {
+    let date: Option<NaiveDate> = sqlx::query_scalar(
+        "SELECT max(business_date) FROM portfolio_daily WHERE $1::date IS NULL OR business_date <= $1",
+    )
+    .bind(as_of)
+    .fetch_one(pool)
+    .await?;
+    date.ok_or(QueryError::NoClosedDay(as_of))
+}
+
+/// The portfolio summary as of `as_of` (default: the last closed business date).
+pub async fn summary(
+    pool: &PgPool,
+    as_of: Option<NaiveDate>,
+) -> Result<PortfolioSummary, QueryError> {
+    let date = resolve_date(pool, as_of).await?;
+    let r = sqlx::query(
+        "SELECT total_loans, active_loans, defaulted_loans, closed_loans, written_off_loans, \
+           total_disbursed, outstanding, npa_amount, npa_loans, npa_provisions, provisions, \
+           par30, par90, ecl, decided, approved, written_off_amount, collected \
+         FROM portfolio_daily WHERE business_date = $1",
+    )
+    .bind(date)
+    .fetch_one(pool)
+    .await?;
+    let g = |i: usize| -> Result<i64, sqlx::Error> { r.try_get::<i64, _>(i) };
+    let (total, outstanding, npa, npa_prov) = (g(0)?, g(6)?, g(7)?, g(9)?);
+    let (decided, approved) = (g(14)?, g(15)?);
+    Ok(PortfolioSummary {
+        business_date: date,
+        total_loans: total,
+        active_loans: g(1)?,
+        defaulted_loans: g(2)?,
+        closed_loans: g(3)?,
+        written_off_loans: g(4)?,
+        total_disbursed: g(5)?,
+        outstanding,
+        npa_amount: npa,
+        npa_loans: g(8)?,
+        npa_ratio: ratio(npa, outstanding),
+        net_npa_ratio: ratio(npa - npa_prov, outstanding - npa_prov),
+        net_npa_amount: npa - npa_prov,
+        npa_provisions: npa_prov,
+        provisions: g(10)?,
+        provision_coverage: ratio(npa_prov, npa),
+        par30: ratio(g(11)?, outstanding),
+        par90: ratio(g(12)?, outstanding),
+        ecl: g(13)?,
+        default_rate: ratio(g(2)?, total),
+        approval_rate: ratio(approved, decided),
+        decided,
+        approved,
+        written_off_amount: g(16)?,
+        collected: g(17)?,
+    })
+}
+
+/// One group of a breakdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// Group key (class, stage, bucket, purpose, region, grade, status or vintage month).
+    pub key: String,
+    /// Loans in the group.
+    pub loans: i64,
+    /// Open loans in the group.
+    pub active: i64,
+    /// Outstanding principal, minor units.
+    pub outstanding: i64,
+    /// Share of the book's outstanding.
+    pub share: f64,
+    /// NPA outstanding, minor units.
+    pub npa_amount: i64,
+    /// Provisions, minor units.
+    pub provisions: i64,
+    /// ECL, minor units.
+    pub ecl: i64,
+    /// Principal disbursed, minor units.
+    pub disbursed: i64,
+    /// Loans ever 90+ DPD.
+    pub defaulted: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Cell {
+    loans: i64,
+    active: i64,
+    outstanding: i64,
+    npa_amount: i64,
+    provisions: i64,
+    ecl: i64,
+    disbursed: i64,
+    defaulted: i64,
+}
+
+/// A breakdown column of the snapshot (`by_class`, `by_purpose`, …) as groups.
+async fn breakdown(pool: &PgPool, date: NaiveDate, column: &str) -> Result<Vec<Group>, QueryError> {
+    // `column` is one of this module's constants, never user input.
+    let json: serde_json::Value = sqlx::query_scalar(&format!(
+        "SELECT {column} FROM portfolio_daily WHERE business_date = $1"
+    ))
+    .bind(date)
+    .fetch_one(pool)
+    .await?;
+    let cells: BTreeMap<String, Cell> = serde_json::from_value(json).unwrap_or_default();
+    let total: i64 = cells.values().map(|c| c.outstanding).sum();
+    Ok(cells
+        .into_iter()
+        .map(|(key, c)| Group {
+            key,
+            loans: c.loans,
+            active: c.active,
+            outstanding: c.outstanding,
+            share: ratio(c.outstanding, total),
+            npa_amount: c.npa_amount,
+            provisions: c.provisions,
+            ecl: c.ecl,
+            disbursed: c.disbursed,
+            defaulted: c.defaulted,
+        })
+        .collect())
+}
+
+/// NPA analysis: IRAC classes and IFRS 9 stages side by side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NpaAnalysis {
+    /// Business date.
+    pub business_date: NaiveDate,
+    /// Gross NPA, minor units.
+    pub gross_npa: i64,
+    /// Net NPA, minor units.
+    pub net_npa: i64,
+    /// Gross NPA ratio.
+    pub gross_npa_ratio: f64,
+    /// Net NPA ratio.
+    pub net_npa_ratio: f64,
+    /// Provision coverage ratio.
+    pub provision_coverage: f64,
+    /// By IRAC class (STANDARD, SMA0-2, SUBSTANDARD, D1-D3, LOSS).
+    pub by_class: Vec<Group>,
+    /// By IFRS 9 stage.
+    pub by_stage: Vec<Group>,
+    /// By DPD bucket.
+    pub by_dpd_bucket: Vec<Group>,
+}
+
+/// NPA analysis as of `as_of`.
+pub async fn npa_analysis(
+    pool: &PgPool,
+    as_of: Option<NaiveDate>,
+) -> Result<NpaAnalysis, QueryError> {
+    let s = summary(pool, as_of).await?;
+    let d = s.business_date;
+    Ok(NpaAnalysis {
+        business_date: d,
+        gross_npa: s.npa_amount,
+        net_npa: s.net_npa_amount,
+        gross_npa_ratio: s.npa_ratio,
+        net_npa_ratio: s.net_npa_ratio,
+        provision_coverage: s.provision_coverage,
+        by_class: breakdown(pool, d, "by_class").await?,
+        by_stage: breakdown(pool, d, "by_stage").await?,
+        by_dpd_bucket: breakdown(pool, d, "by_dpd_bucket").await?,
+    })
+}
+
+/// Repayment statistics to a date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepaymentStats {
+    /// Business date.
+    pub business_date: NaiveDate,
+    /// Payments received.
+    pub payments: i64,
+    /// Amount collected, minor units.
+    pub collected: i64,
+    /// Of which interest.
+    pub interest_collected: i64,
+    /// Of which principal.
+    pub principal_collected: i64,
+    /// Paid beyond the schedule or on closed loans (recoveries), minor units.
+    pub surplus: i64,
+    /// Instalments settled in full.
+    pub instalments_settled: i64,
+    /// Share of settled instalments settled by their due date.
+    pub on_time_rate: f64,
+    /// Open loans by DPD bucket.
+    pub by_dpd_bucket: Vec<Group>,
+}
+
+/// Repayment statistics as of `as_of`.
+pub async fn repayment_stats(
+    pool: &PgPool,
+    as_of: Option<NaiveDate>,
+) -> Result<RepaymentStats, QueryError> {
+    let d = resolve_date(pool, as_of).await?;
+    let r = sqlx::query(
+        "SELECT coalesce(sum(payments), 0)::int8, coalesce(sum(amount), 0)::int8, \
+           coalesce(sum(to_interest), 0)::int8, coalesce(sum(to_principal), 0)::int8, \
+           coalesce(sum(surplus), 0)::int8, coalesce(sum(instalments_settled), 0)::int8, \
+           coalesce(sum(settled_on_time), 0)::int8 \
+         FROM repayment_daily WHERE paid_on <= $1",
+    )
+    .bind(d)
+    .fetch_one(pool)
+    .await?;
+    let settled: i64 = r.try_get(5)?;
+    Ok(RepaymentStats {
+        business_date: d,
+        payments: r.try_get(0)?,
+        collected: r.try_get(1)?,
+        interest_collected: r.try_get(2)?,
+        principal_collected: r.try_get(3)?,
+        surplus: r.try_get(4)?,
+        instalments_settled: settled,
+        on_time_rate: ratio(r.try_get(6)?, settled),
+        by_dpd_bucket: breakdown(pool, d, "by_dpd_bucket").await?,
+    })
+}
+
+/// Loans by purpose and by status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoanDistribution {
+    /// Business date.
+    pub business_date: NaiveDate,
+    /// By purpose.
+    pub by_purpose: Vec<Group>,
+    /// By status (ACTIVE, CLOSED, WRITTEN_OFF).
+    pub by_status: Vec<Group>,
+    /// By risk grade.
+    pub by_grade: Vec<Group>,
+}
+
+/// Loan distribution as of `as_of`.
+pub async fn loan_distribution(
+    pool: &PgPool,
+    as_of: Option<NaiveDate>,
+) -> Result<LoanDistribution, QueryError> {
+    let d = resolve_date(pool, as_of).await?;
+    Ok(LoanDistribution {
+        business_date: d,
+        by_purpose: breakdown(pool, d, "by_purpose").await?,
+        by_status: breakdown(pool, d, "by_status").await?,
+        by_grade: breakdown(pool, d, "by_grade").await?,
+    })
+}
+
+/// Concentration of one dimension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Concentration {
+    /// Groups with their share of outstanding.
+    pub groups: Vec<Group>,
+    /// Herfindahl-Hirschman index of the shares (1 = one group holds everything).
+    pub herfindahl: f64,
+    /// Largest share.
+    pub top_share: f64,
+}
+
+/// Risk concentration by purpose, region and grade.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskConcentration {
+    /// Business date.
+    pub business_date: NaiveDate,
+    /// By purpose (product).
+    pub by_purpose: Concentration,
+    /// By region.
+    pub by_region: Concentration,
+    /// By risk grade.
+    pub by_grade: Concentration,
+}
+
+fn concentration(groups: Vec<Group>) -> Concentration {
+    let herfindahl = groups.iter().map(|g| g.share * g.share).sum();
+    let top_share = groups.iter().map(|g| g.share).fold(0.0, f64::max);
+    Concentration {
+        groups,
+        herfindahl,
+        top_share,
+    }
+}
+
+/// Risk concentration as of `as_of`.
+pub async fn risk_concentration(
+    pool: &PgPool,
+    as_of: Option<NaiveDate>,
+) -> Result<RiskConcentration, QueryError> {
+    let d = resolve_date(pool, as_of).await?;
+    Ok(RiskConcentration {
+        business_date: d,
+        by_purpose: concentration(breakdown(pool, d, "by_purpose").await?),
+        by_region: concentration(breakdown(pool, d, "by_region").await?),
+        by_grade: concentration(breakdown(pool, d, "by_grade").await?),
+    })
+}
+
+/// One vintage's curve: share of its loans ever past a DPD threshold by month on book.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VintageCurve {
+    /// Origination month (first day).
+    pub vintage: NaiveDate,
+    /// Loans disbursed in the month.
+    pub loans: i64,
+    /// Cumulative share ever 30+ DPD at months on book 0, 1, 2, …
+    pub ever_30: Vec<f64>,
+    /// Cumulative share ever 60+ DPD.
+    pub ever_60: Vec<f64>,
+    /// Cumulative share ever 90+ DPD.
+    pub ever_90: Vec<f64>,
+}
+
+/// Vintage curves as of `as_of`.
+pub async fn vintage_curves(
+    pool: &PgPool,
+    as_of: Option<NaiveDate>,
+) -> Result<Vec<VintageCurve>, QueryError> {
+    let d = resolve_date(pool, as_of).await?;
+    let groups = breakdown(pool, d, "by_vintage").await?;
+    let hits: Vec<(NaiveDate, i16, i32, i64)> = sqlx::query_as(
+        "SELECT vintage, threshold, mob, sum(loans)::int8 FROM vintage_hits \
+         WHERE business_date <= $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .bind(d)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for g in groups {
+        let Ok(vintage) = g.key.parse::<NaiveDate>() else {
+            continue;
+        };
+        let months = chrono::Datelike::year(&d) * 12 + chrono::Datelike::month0(&d) as i32
+            - (chrono::Datelike::year(&vintage) * 12 + chrono::Datelike::month0(&vintage) as i32);
+        let len = usize::try_from(months.max(0) + 1).unwrap_or(1);
+        let mut curves = [vec![0i64; len], vec![0i64; len], vec![0i64; len]];
+        for (v, threshold, mob, n) in hits.iter().filter(|h| h.0 == vintage) {
+            let which = match threshold {
+                30 => 0,
+                60 => 1,
+                _ => 2,
+            };
+            if let Some(cell) = usize::try_from(*mob)
+                .ok()
+                .and_then(|m| curves[which].get_mut(m))
+            {
+                *cell += n;
+            }
+            let _ = v;
+        }
+        let cumulative = |c: &Vec<i64>| -> Vec<f64> {
+            let mut sum = 0;
+            c.iter()
+                .map(|n| {
+                    sum += n;
+                    ratio(sum, g.loans)
+                })
+                .collect()
+        };
+        out.push(VintageCurve {
+            vintage,
+            loans: g.loans,
+            ever_30: cumulative(&curves[0]),
+            ever_60: cumulative(&curves[1]),
+            ever_90: cumulative(&curves[2]),
+        });
+    }
+    Ok(out)
+}
+
+/// One cell of a roll-rate matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollCell {
+    /// Bucket at the start of the month.
+    pub from_bucket: String,
+    /// Bucket at the end of the month.
+    pub to_bucket: String,
+    /// Loans.
+    pub loans: i64,
+    /// Balance at the start of the month, minor units.
+    pub balance: i64,
+    /// Share of the from-bucket's loans.
+    pub rate_by_count: f64,
+    /// Share of the from-bucket's balance.
+    pub rate_by_balance: f64,
+}
+
+/// The roll-rate matrix of one month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollRates {
+    /// Month (first day).
+    pub month: NaiveDate,
+    /// Cells.
+    pub cells: Vec<RollCell>,
+}
+
+/// The roll-rate matrix of the last complete month on or before `as_of`.
+pub async fn roll_rates(pool: &PgPool, as_of: Option<NaiveDate>) -> Result<RollRates, QueryError> {
+    let d = resolve_date(pool, as_of).await?;
+    let month: Option<NaiveDate> = sqlx::query_scalar(
+        "SELECT max(month) FROM roll_rates WHERE month + interval '1 month' <= $1 + 1",
+    )
+    .bind(d)
+    .fetch_one(pool)
+    .await?;
+    let Some(month) = month else {
+        return Err(QueryError::NoClosedDay(as_of));
+    };
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT from_bucket, to_bucket, loans, balance FROM roll_rates WHERE month = $1 \
+         ORDER BY from_bucket, to_bucket",
+    )
+    .bind(month)
+    .fetch_all(pool)
+    .await?;
+    let mut totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for (from, _, n, b) in &rows {
+        let t = totals.entry(from.as_str()).or_default();
+        t.0 += n;
+        t.1 += b;
+    }
+    let cells = rows
+        .iter()
+        .map(|(from, to, n, b)| {
+            let t = totals.get(from.as_str()).copied().unwrap_or_default();
+            RollCell {
+                from_bucket: from.clone(),
+                to_bucket: to.clone(),
+                loans: *n,
+                balance: *b,
+                rate_by_count: ratio(*n, t.0),
+                rate_by_balance: ratio(*b, t.1),
+            }
+        })
+        .collect();
+    Ok(RollRates { month, cells })
+}
+
+/// One point of the portfolio trend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendPoint {
+    /// Business date.
+    pub business_date: NaiveDate,
+    /// Outstanding, minor units.
+    pub outstanding: i64,
+    /// Gross NPA ratio.
+    pub npa_ratio: f64,
+    /// PAR30.
+    pub par30: f64,
+    /// PAR90.
+    pub par90: f64,
+    /// ECL, minor units.
+    pub ecl: i64,
+    /// Approval rate to date.
+    pub approval_rate: f64,
+}
+
+/// The last `days` snapshots up to `as_of`, oldest first.
+pub async fn trend(
+    pool: &PgPool,
+    as_of: Option<NaiveDate>,
+    days: i64,
+) -> Result<Vec<TrendPoint>, QueryError> {
+    let d = resolve_date(pool, as_of).await?;
+    let rows: Vec<(NaiveDate, i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT business_date, outstanding, npa_amount, par30, par90, ecl, approved, decided \
+         FROM portfolio_daily WHERE business_date <= $1 ORDER BY business_date DESC LIMIT $2",
+    )
+    .bind(d)
+    .bind(days.max(1))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .rev()
+        .map(
+            |(date, out, npa, p30, p90, ecl, approved, decided)| TrendPoint {
+                business_date: date,
+                outstanding: out,
+                npa_ratio: ratio(npa, out),
+                par30: ratio(p30, out),
+                par90: ratio(p90, out),
+                ecl,
+                approval_rate: ratio(approved, decided),
+            },
+        )
+        .collect())
+}
