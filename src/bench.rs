@@ -30,6 +30,9 @@ use crate::stages::ExplainArg;
 pub enum BenchCommand {
     /// The scorer: inference latency and end-to-end throughput.
     Score(ScoreBench),
+    /// The aggregator: events applied per second with exactly-once commits, day-end time and
+    /// summary read time on a large book.
+    Aggregate(crate::bench_aggregate::AggregateBench),
 }
 
 /// Flags of `bench score`.
@@ -60,6 +63,7 @@ pub struct ScoreBench {
 pub async fn run(command: BenchCommand, settings: Settings) -> anyhow::Result<()> {
     match command {
         BenchCommand::Score(args) => score(args, settings).await,
+        BenchCommand::Aggregate(args) => crate::bench_aggregate::run(args, settings).await,
     }
 }
 

@@ -6,9 +6,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_aggregate;
 mod generate;
 mod settings;
 mod stages;
+mod train_db;
 
 use settings::Settings;
 

@@ -155,69 +155,88 @@ pub enum ModeArg {
 
 /// Flags of `train`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["generated", "csv"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["generated", "csv", "from_db"])))]
 pub struct TrainArgs {
     /// Train on this many applications from the synthetic lender (labels drawn from each
     /// application's true PD) and write a servable feature-set-v1 artifact.
     #[arg(long, value_name = "N")]
-    generated: Option<u64>,
+    pub(crate) generated: Option<u64>,
     /// Cross-validate on any CSV with a binary target column (benchmarks on public data;
     /// reports, registers no model). Categorical text columns are encoded, missing values kept.
     #[arg(long, value_name = "PATH")]
-    csv: Option<PathBuf>,
+    pub(crate) csv: Option<PathBuf>,
+    /// Train from the loan book in PostgreSQL (DATABASE_URL, else the private database):
+    /// matured loans labelled DPD > 90 within the performance window, features from the stored
+    /// applications, evaluated out of time, registered in `models`.
+    #[arg(long)]
+    pub(crate) from_db: bool,
+    /// Performance window of --from-db, months.
+    #[arg(long, default_value_t = 12)]
+    pub(crate) window_months: u32,
+    /// Share of the latest origination months held out for the out-of-time evaluation.
+    #[arg(long, default_value_t = 0.2)]
+    pub(crate) oot_share: f64,
+    /// With --from-db: promote the model to champion when it beats the current one on the
+    /// same out-of-time loans (AUC margin) and its calibration and PSI pass; the comparison and
+    /// an audit-log row are stored, and ModelPromoted is published when Kafka is configured.
+    #[arg(long)]
+    pub(crate) promote_if_better: bool,
+    /// AUC margin a challenger needs over the champion.
+    #[arg(long, default_value_t = 0.005)]
+    pub(crate) auc_margin: f64,
     /// Target column of --csv (1 = bad).
     #[arg(long, default_value = "target")]
-    target: String,
+    pub(crate) target: String,
     /// Columns of --csv to leave out (comma-separated), e.g. an ID or prohibited attributes.
     #[arg(long, value_delimiter = ',')]
-    drop: Vec<String>,
+    pub(crate) drop: Vec<String>,
     /// Folds of the stratified cross-validation of --csv.
     #[arg(long, default_value_t = 5)]
-    cv: usize,
+    pub(crate) cv: usize,
     /// Row subsample per tree (0.8: less variance on small, noisy credit data).
     #[arg(long, default_value_t = 0.8)]
-    subsample: f64,
+    pub(crate) subsample: f64,
     /// Column subsample per tree.
     #[arg(long, default_value_t = 0.8)]
-    colsample_bytree: f64,
+    pub(crate) colsample_bytree: f64,
     /// Minimum hessian per child.
     #[arg(long, default_value_t = 1.0)]
-    min_child_weight: f64,
+    pub(crate) min_child_weight: f64,
     /// With --csv: stop boosting when the log-loss on an inner fifth of the training folds has
     /// not improved for this many rounds (0: never).
     #[arg(long, default_value_t = 30)]
-    early_stopping_rounds: u32,
+    pub(crate) early_stopping_rounds: u32,
     /// Print the report as one JSON object on the last line.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Seed of the generated data, the folds and XGBoost.
     #[arg(long, default_value_t = 42)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Where to write the artifact.
     #[arg(long, default_value = "var/models/pd.json")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Model version (default: pd-<mode>-<unix time>).
     #[arg(long)]
-    version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Gradient boosting or random forest.
     #[arg(long, value_enum, default_value_t = ModeArg::Gbtree)]
-    mode: ModeArg,
+    pub(crate) mode: ModeArg,
     /// Boosting rounds (forest: trees); default 1,000 with --csv (early stopping decides),
     /// 300 with --generated.
     #[arg(long)]
-    rounds: Option<u32>,
+    pub(crate) rounds: Option<u32>,
     /// Maximum depth.
     #[arg(long, default_value_t = 6)]
-    max_depth: u32,
+    pub(crate) max_depth: u32,
     /// Learning rate.
     #[arg(long, default_value_t = 0.05)]
-    eta: f64,
+    pub(crate) eta: f64,
     /// XGBoost threads.
     #[arg(long, default_value_t = 2)]
-    nthread: u32,
+    pub(crate) nthread: u32,
     /// Publish the model as champion on the model-updates topic (needs KAFKA_BROKERS).
     #[arg(long)]
-    publish: bool,
+    pub(crate) publish: bool,
 }
 
 /// Train on generated data and write (and optionally publish) the artifact.
@@ -250,6 +269,9 @@ pub async fn train(args: TrainArgs, settings: Settings) -> anyhow::Result<()> {
     };
     if let Some(csv) = &args.csv {
         return cross_validate(csv, &args, params);
+    }
+    if args.from_db {
+        return crate::train_db::run(&args, params, &settings).await;
     }
     let generated = args.generated.unwrap_or_default();
     let version = args.version.clone().unwrap_or_else(|| {

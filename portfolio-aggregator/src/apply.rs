@@ -616,10 +616,16 @@ async fn apply_events(
     receive_payments(tx, &payments, out).await?;
     write_off(tx, &write_offs, out).await?;
     mark_loss(tx, &losses, out).await?;
-    for (_, partition, date) in ticks {
+    let mut closed_dates = HashSet::new();
+    for (_, partition, date) in &ticks {
         out.applied += 1;
-        let closed = record_tick(tx, ctx, partition, date, out).await?;
-        out.ticks.push((partition, date, closed));
+        if record_tick(tx, ctx, *partition, *date, out).await? {
+            closed_dates.insert(*date);
+        }
+    }
+    for (_, partition, date) in ticks {
+        out.ticks
+            .push((partition, date, closed_dates.contains(&date)));
     }
     Ok(())
 }

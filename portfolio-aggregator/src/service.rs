@@ -321,14 +321,19 @@ impl Loop {
                 last_wait_check = Instant::now();
                 self.release_closed_days()?;
             }
-            let mut tick = false;
+            let mut barrier = false;
             if let Some(m) = self.next_message(Duration::from_millis(10)) {
-                tick = is_tick(&m);
+                if let Some(date) = tick_date(&m) {
+                    // Later messages of this partition belong to the next day: hold them, and
+                    // flush as soon as every events partition of this consumer is at the tick.
+                    self.waiting.insert(m.partition, date);
+                    barrier = self.all_at_barrier();
+                }
                 pending.push(m);
                 first_at.get_or_insert_with(Instant::now);
             }
             let due = first_at.is_some_and(|t| t.elapsed() >= linger);
-            if tick || pending.len() >= batch_size || (due && !pending.is_empty()) {
+            if barrier || pending.len() >= batch_size || (due && !pending.is_empty()) {
                 self.flush(&mut pending)?;
                 first_at = None;
             }
@@ -428,6 +433,24 @@ impl Loop {
         self.consumer
             .resume(&tpl)
             .map_err(|e| AggregatorError::Kafka(format!("cannot resume partitions: {e}")))
+    }
+
+    /// Whether every events partition assigned to this consumer waits at a day-end tick.
+    fn all_at_barrier(&self) -> bool {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return false;
+        };
+        let events = &self.svc.topics.events;
+        let mut any = false;
+        for e in assignment.elements() {
+            if e.topic() == events {
+                any = true;
+                if !self.waiting.contains_key(&e.partition()) {
+                    return false;
+                }
+            }
+        }
+        any
     }
 
     fn pause_waiting(&mut self, partition: i32, date: NaiveDate) {
@@ -615,40 +638,54 @@ impl Loop {
         if let Err(error) = self.consumer.store_offsets(&tpl) {
             tracing::debug!(%error, "Cannot store offsets for the lag monitor");
         }
-        for (partition, date, closed) in outcome.ticks {
-            if !closed {
-                self.pause_waiting(partition, date);
-            }
-        }
+        // Messages of a held partition at or beyond its next offset were not applied: they go
+        // before anything held since (they are older).
+        let events = self.svc.topics.events.clone();
         for (partition, date) in &outcome.held {
-            self.pause_waiting(*partition, *date);
-        }
-        if !outcome.held.is_empty() {
-            // Messages of a held partition at or beyond its next offset were not applied: keep
-            // them, in order, for after the day-end.
-            let events = &self.svc.topics.events;
-            for m in batch {
-                if m.source != Source::Events || !self.waiting.contains_key(&m.partition) {
-                    continue;
-                }
-                let next = outcome
-                    .offsets
-                    .iter()
-                    .find(|(t, p, _)| t == events && *p == m.partition)
-                    .map_or(0, |(_, _, o)| *o);
-                if m.offset >= next {
-                    self.held
-                        .entry(m.partition)
-                        .or_default()
-                        .push_back(m.clone());
-                }
+            self.waiting.entry(*partition).or_insert(*date);
+            let next = outcome
+                .offsets
+                .iter()
+                .find(|(t, p, _)| *t == events && p == partition)
+                .map_or(0, |(_, _, o)| *o);
+            let older: Vec<Incoming> = batch
+                .iter()
+                .filter(|m| {
+                    m.source == Source::Events && m.partition == *partition && m.offset >= next
+                })
+                .cloned()
+                .collect();
+            let queue = self.held.entry(*partition).or_default();
+            for m in older.into_iter().rev() {
+                queue.push_front(m);
             }
+        }
+        // Partitions whose day closed go on at once; the others pause until it closes.
+        let closed: std::collections::HashSet<NaiveDate> =
+            outcome.ticks.iter().filter(|t| t.2).map(|t| t.1).collect();
+        let (ready, blocked): (Vec<(i32, NaiveDate)>, Vec<(i32, NaiveDate)>) = self
+            .waiting
+            .iter()
+            .map(|(p, d)| (*p, *d))
+            .partition(|(_, d)| closed.contains(d));
+        for (p, d) in blocked {
+            self.pause_waiting(p, d);
+        }
+        let ready: Vec<i32> = ready.into_iter().map(|(p, _)| p).collect();
+        if let Err(error) = self.resume_from_book(&ready) {
+            tracing::warn!(%error, "Cannot resume after the day-end");
         }
     }
 }
 
-fn is_tick(m: &Incoming) -> bool {
-    matches!(&m.payload, Ok(Payload::Event(e)) if matches!(e.body, LoanEventBody::BusinessDayClosed(_)))
+fn tick_date(m: &Incoming) -> Option<NaiveDate> {
+    match &m.payload {
+        Ok(Payload::Event(e)) => match &e.body {
+            LoanEventBody::BusinessDayClosed(b) => Some(b.business_date),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn source_label(s: Source) -> &'static str {

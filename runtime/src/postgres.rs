@@ -346,6 +346,19 @@ impl EmbeddedPostgres {
         }
     }
 
+    /// Crash and restart the server in place (same data, same port): an immediate shutdown,
+    /// `down` of outage, then a start with crash recovery. For failure tests.
+    pub fn crash_and_restart(&mut self, down: std::time::Duration) -> Result<(), PgError> {
+        run(self.command("pg_ctl").arg("-D").arg(&self.data_dir).args([
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]))?;
+        std::thread::sleep(down);
+        self.init_and_start(self.remove_on_stop)
+    }
+
     fn command(&self, program: &str) -> Command {
         let bin = self.bin_dir.join(program);
         match &self.run_as {

@@ -1,0 +1,161 @@
+//! `credit-risk train --from-db` on a book kept by the aggregator: the first model becomes
+//! champion, a worse challenger is refused with the reason recorded, and the registry and the
+//! audit log say so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use ingest::generator::sink::MemorySink;
+use ingest::generator::{generate, GeneratorSettings};
+use portfolio_aggregator::apply::{apply_batch, ApplyContext};
+use portfolio_aggregator::message::{Incoming, Payload, Source};
+use risk_core::settings::DomainSettings;
+use runtime::postgres::{connect, ScratchDatabase};
+use schemas::LoanEventBody;
+
+const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
+
+fn incoming(source: Source, offset: i64, payload: Payload) -> Incoming {
+    Incoming {
+        source,
+        topic: format!("{source:?}"),
+        partition: 0,
+        offset,
+        key: None,
+        bytes: Vec::new(),
+        payload: Ok(payload),
+    }
+}
+
+fn train(url: &str, dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args([
+            "train",
+            "--from-db",
+            "--promote-if-better",
+            "--json",
+            "--out",
+        ])
+        .arg(dir.join(format!("{}.json", extra.join("_"))))
+        .args(extra)
+        .env("DATABASE_URL", url)
+        .env_remove("KAFKA_BROKERS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_model_is_promoted_and_a_worse_one_refused_with_its_reason() {
+    let db = ScratchDatabase::create().await.unwrap();
+    let pool = connect(&db.url, 2).await.unwrap();
+    portfolio_aggregator::db::migrate(&pool).await.unwrap();
+    let settings = GeneratorSettings {
+        seed: 21,
+        applications: 12_000,
+        months: 12,
+        performance_months: 12,
+        ..GeneratorSettings::default()
+    };
+    let mut sink = MemorySink::default();
+    generate(
+        &settings,
+        &DomainSettings::default(),
+        &mut sink,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let ctx = ApplyContext {
+        group: "train".into(),
+        event_partitions: 1,
+        domain: DomainSettings::default(),
+    };
+    let mut batch = Vec::new();
+    let mut offset = 0;
+    for a in &sink.applications {
+        batch.push(incoming(
+            Source::Applications,
+            offset,
+            Payload::Application(Box::new(a.clone())),
+        ));
+        offset += 1;
+    }
+    for d in &sink.decisions {
+        batch.push(incoming(
+            Source::Decisions,
+            offset,
+            Payload::Decision(Box::new(d.clone())),
+        ));
+        offset += 1;
+    }
+    for chunk in batch.chunks(5_000) {
+        let mut tx = pool.begin().await.unwrap();
+        apply_batch(&mut tx, &ctx, chunk).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut batch = Vec::new();
+    for (i, e) in sink.events.iter().enumerate() {
+        let tick = matches!(e.body, LoanEventBody::BusinessDayClosed(_));
+        batch.push(incoming(
+            Source::Events,
+            i as i64,
+            Payload::Event(Box::new(e.clone())),
+        ));
+        if tick {
+            let mut tx = pool.begin().await.unwrap();
+            apply_batch(&mut tx, &ctx, &batch).await.unwrap();
+            tx.commit().await.unwrap();
+            batch.clear();
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url.expose().to_string();
+    let first = train(
+        &url,
+        dir.path(),
+        &["--rounds", "150", "--version", "champ-1"],
+    );
+    assert_eq!(first["promoted"], true, "{first}");
+    assert!(first["auc_mean"].as_f64().unwrap() > 0.65, "{first}");
+    assert!(first["out_of_time_rows"].as_u64().unwrap() > 100);
+    let weak = train(
+        &url,
+        dir.path(),
+        &["--rounds", "1", "--max-depth", "1", "--version", "weak-1"],
+    );
+    assert_eq!(weak["promoted"], false, "{weak}");
+
+    let (alias, reasons): (Option<String>, serde_json::Value) = sqlx::query_as(
+        "SELECT alias, comparison->'reasons' FROM models WHERE model_version = 'weak-1'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(alias, None);
+    assert!(
+        reasons
+            .to_string()
+            .contains("does not beat champion champ-1"),
+        "{reasons}"
+    );
+    let champion: String =
+        sqlx::query_scalar("SELECT model_version FROM models WHERE alias = 'champion'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(champion, "champ-1");
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(actions, vec!["model.promoted", "model.registered"]);
+    pool.close().await;
+}
