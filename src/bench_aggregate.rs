@@ -287,8 +287,8 @@ async fn book(
            (ARRAY['home','auto','personal','education','business','gold'])[1 + i % 6], \
            (ARRAY['north','south','east','west','central'])[1 + i % 5], \
            (ARRAY['A','B','C','D','E'])[1 + i % 5], 0.01 + (i % 20) / 100.0 \
-         FROM (SELECT i, 12 * (1 + i % 5) AS t, \
-                 DATE '2024-01-01' + (i % 730) AS d FROM generate_series(1, $1) i) s",
+         FROM (SELECT i, (12 * (1 + i % 5))::int AS t, \
+                 DATE '2024-01-01' + (i % 730)::int AS d FROM generate_series(1, $1) i) s",
         "INSERT INTO instalments (loan_id, seq, due_on, principal, interest, paid_principal, \
            paid_interest) \
          SELECT l.loan_id, k, l.first_due_on + (k - 1) * 30, l.emi, 0, \

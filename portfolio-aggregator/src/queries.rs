@@ -548,7 +548,8 @@ pub async fn trend(
     days: i64,
 ) -> Result<Vec<TrendPoint>, QueryError> {
     let d = resolve_date(pool, as_of).await?;
-    let rows: Vec<(NaiveDate, i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+    type Row = (NaiveDate, i64, i64, i64, i64, i64, i64, i64);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT business_date, outstanding, npa_amount, par30, par90, ecl, approved, decided \
          FROM portfolio_daily WHERE business_date <= $1 ORDER BY business_date DESC LIMIT $2",
     )

@@ -663,7 +663,8 @@ impl Loop {
         // Partitions whose day closed go on at once; the others pause until it closes.
         let closed: std::collections::HashSet<NaiveDate> =
             outcome.ticks.iter().filter(|t| t.2).map(|t| t.1).collect();
-        let (ready, blocked): (Vec<(i32, NaiveDate)>, Vec<(i32, NaiveDate)>) = self
+        type Waiting = Vec<(i32, NaiveDate)>;
+        let (ready, blocked): (Waiting, Waiting) = self
             .waiting
             .iter()
             .map(|(p, d)| (*p, *d))

@@ -128,7 +128,7 @@ async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
             .push((d.decided_at, d.pd));
     }
     for v in decisions_of.values_mut() {
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|a| a.0);
     }
 
     // The book through the aggregator: records first, then events batch by batch, each batch
@@ -247,17 +247,8 @@ async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
     let last_day = last_day.unwrap();
 
     // Loan by loan.
-    let rows: Vec<(
-        String,
-        String,
-        Option<NaiveDate>,
-        i32,
-        i64,
-        i64,
-        i16,
-        i64,
-        i64,
-    )> = sqlx::query_as(
+    type Row = (String, String, Option<NaiveDate>, i32, i64, i64, i16, i64, i64);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT loan_id, asset_class, npa_since, dpd, arrears, outstanding_principal, stage, \
                provision, ecl FROM loan_status ORDER BY loan_id",
     )
