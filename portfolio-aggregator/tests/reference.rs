@@ -247,7 +247,17 @@ async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
     let last_day = last_day.unwrap();
 
     // Loan by loan.
-    type Row = (String, String, Option<NaiveDate>, i32, i64, i64, i16, i64, i64);
+    type Row = (
+        String,
+        String,
+        Option<NaiveDate>,
+        i32,
+        i64,
+        i64,
+        i16,
+        i64,
+        i64,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT loan_id, asset_class, npa_since, dpd, arrears, outstanding_principal, stage, \
                provision, ecl FROM loan_status ORDER BY loan_id",
