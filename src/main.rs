@@ -45,7 +45,8 @@ enum Command {
     /// classes, IFRS 9 stages, provisions, ECL and the daily portfolio snapshot (consumer group;
     /// exactly-once into PostgreSQL).
     Aggregate(stages::AggregateArgs),
-    /// Train XGBoost: a servable feature-set-v1 artifact from generated data, or stratified
+    /// Train XGBoost: from the loan book in PostgreSQL (out-of-time evaluation, registry,
+    /// promotion when better), a servable artifact from generated data, or stratified
     /// cross-validation on any CSV.
     Train(stages::TrainArgs),
     /// Benchmarks.

@@ -120,6 +120,10 @@ pub async fn run(
     let psi = book::psi(&train_pd, &oot_pd);
     let eval_seconds = t.elapsed().as_secs_f64();
 
+    // Feature importance: total split gain from the model, and mean |SHAP| (log-odds) over up
+    // to 2,000 out-of-time loans.
+    let model_doc: serde_json::Value = serde_json::from_str(&xgb::model_json(&trained.booster)?)?;
+    let importance = importance(&model_doc, &oot_rows, cols)?;
     let version = args.version.clone().unwrap_or_else(|| {
         format!(
             "pd-{}-{}",
@@ -132,7 +136,7 @@ pub async fn run(
         )
     });
     let names = features::names();
-    let model_json: serde_json::Value = serde_json::from_str(&xgb::model_json(&trained.booster)?)?;
+    let model_json = model_doc;
     let window = data.window.map(|(a, b)| json!({"first_disbursal": a, "last_disbursal": b, "labels_as_of": data.as_of, "performance_months": args.window_months}));
     let train_pd32: Vec<f32> = train_pd.iter().map(|p| *p as f32).collect();
     let artifact = trainer::artifact::build(trainer::artifact::ArtifactParts {
@@ -157,7 +161,12 @@ pub async fn run(
             "rounds": trained.rounds,
             "params": params,
         }),
-        metrics: json!({"out_of_time": oot, "in_sample": in_sample, "psi_train_vs_oot": psi}),
+        metrics: json!({
+            "out_of_time": oot,
+            "in_sample": in_sample,
+            "psi_train_vs_oot": psi,
+            "importance": importance,
+        }),
         xgboost_model: model_json,
     });
     if let Some(dir) = args.out.parent() {
@@ -253,6 +262,15 @@ pub async fn run(
             d.n
         );
     }
+    eprintln!("Importance (mean |SHAP| on out-of-time loans, split gain):");
+    for f in importance.as_array().into_iter().flatten().take(8) {
+        eprintln!(
+            "  {:<24} {:.4}  {:.1}",
+            f["feature"].as_str().unwrap_or(""),
+            f["mean_abs_shap"].as_f64().unwrap_or(0.0),
+            f["gain"].as_f64().unwrap_or(0.0)
+        );
+    }
     if let Some(c) = &comparison {
         eprintln!(
             "{} — {}",
@@ -278,6 +296,7 @@ pub async fn run(
                 "brier": oot.brier,
                 "psi": psi,
                 "calibration": oot.calibration,
+                "importance": importance,
                 "promoted": promoted,
                 "comparison": comparison,
                 "seconds": seconds,
@@ -289,4 +308,59 @@ pub async fn run(
         );
     }
     Ok(())
+}
+
+/// Gain (sum of loss reductions of the splits on each feature) and mean |SHAP| per feature.
+fn importance(
+    model_doc: &serde_json::Value,
+    rows: &[f32],
+    cols: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let names = features::names();
+    let mut gain = vec![0.0f64; cols];
+    let trees = model_doc
+        .pointer("/learner/gradient_booster/model/trees")
+        .and_then(|t| t.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for t in &trees {
+        let splits = t.get("split_indices").and_then(|v| v.as_array());
+        let losses = t.get("loss_changes").and_then(|v| v.as_array());
+        let lefts = t.get("left_children").and_then(|v| v.as_array());
+        if let (Some(splits), Some(losses), Some(lefts)) = (splits, losses, lefts) {
+            for ((s, l), left) in splits.iter().zip(losses).zip(lefts) {
+                // Leaves have no left child (-1) and carry no gain.
+                if left.as_i64().unwrap_or(-1) < 0 {
+                    continue;
+                }
+                if let (Some(j), Some(g)) = (s.as_u64(), l.as_f64()) {
+                    if let Some(cell) = gain.get_mut(j as usize) {
+                        *cell += g;
+                    }
+                }
+            }
+        }
+    }
+    let ensemble = Ensemble::from_xgboost_json(model_doc)?;
+    let explainer = risk_core::model::Explainer::new(&ensemble);
+    let mut shap = vec![0.0f64; cols];
+    let sample: Vec<&[f32]> = rows.chunks(cols).take(2_000).collect();
+    for x in &sample {
+        for (acc, phi) in shap.iter_mut().zip(explainer.contributions(&ensemble, x)) {
+            *acc += phi.abs();
+        }
+    }
+    let n = sample.len().max(1) as f64;
+    let mut out: Vec<serde_json::Value> = names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| json!({"feature": name, "gain": gain[j], "mean_abs_shap": shap[j] / n}))
+        .collect();
+    out.sort_by(|a, b| {
+        b["mean_abs_shap"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&a["mean_abs_shap"].as_f64().unwrap_or(0.0))
+    });
+    Ok(serde_json::Value::Array(out))
 }

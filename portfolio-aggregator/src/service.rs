@@ -313,6 +313,7 @@ impl Loop {
         let mut pending: Vec<Incoming> = Vec::with_capacity(batch_size);
         let mut first_at: Option<Instant> = None;
         let mut last_wait_check = Instant::now();
+        let mut last_reconcile = Instant::now();
         while !self.shutdown.is_cancelled() {
             if !self.waiting.is_empty()
                 && last_wait_check.elapsed() >= Duration::from_millis(20)
@@ -320,6 +321,10 @@ impl Loop {
             {
                 last_wait_check = Instant::now();
                 self.release_closed_days()?;
+            }
+            if last_reconcile.elapsed() >= Duration::from_secs(1) && pending.is_empty() {
+                last_reconcile = Instant::now();
+                self.reconcile_pauses();
             }
             let mut barrier = false;
             if let Some(m) = self.next_message(Duration::from_millis(10)) {
@@ -433,6 +438,31 @@ impl Loop {
         self.consumer
             .resume(&tpl)
             .map_err(|e| AggregatorError::Kafka(format!("cannot resume partitions: {e}")))
+    }
+
+    /// Make the consumer's pause state match the loop's: waiting events partitions paused,
+    /// every other assigned partition fetching (a rebalance or a failed call can leave them
+    /// otherwise).
+    fn reconcile_pauses(&mut self) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let events = &self.svc.topics.events;
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for e in assignment.elements() {
+            if e.topic() == events && self.waiting.contains_key(&e.partition()) {
+                pause.add_partition(e.topic(), e.partition());
+            } else {
+                resume.add_partition(e.topic(), e.partition());
+            }
+        }
+        if pause.count() > 0 {
+            let _ = self.consumer.pause(&pause);
+        }
+        if resume.count() > 0 {
+            let _ = self.consumer.resume(&resume);
+        }
     }
 
     /// Whether every events partition assigned to this consumer waits at a day-end tick.
@@ -642,7 +672,9 @@ impl Loop {
         // before anything held since (they are older).
         let events = self.svc.topics.events.clone();
         for (partition, date) in &outcome.held {
-            self.waiting.entry(*partition).or_insert(*date);
+            // The book is authoritative: the partition waits for the day it has ticked in
+            // PostgreSQL (a later tick seen in this batch is among the held messages).
+            self.waiting.insert(*partition, *date);
             let next = outcome
                 .offsets
                 .iter()
