@@ -112,14 +112,9 @@ struct AggregatorContext {
 
 impl ClientContext for AggregatorContext {
     fn stats(&self, statistics: Statistics) {
-        let lag: i64 = statistics
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
-            .map(|p| p.consumer_lag)
-            .sum();
-        self.metrics.consumer_lag.set(lag);
+        self.metrics
+            .consumer_lag
+            .set(runtime::kafka::consumer_lag(&statistics));
     }
 }
 

@@ -37,6 +37,17 @@ pub fn consumer_config(brokers: &str, group: &str, session_timeout_ms: u32) -> C
     c
 }
 
+/// Consumer lag (messages) summed over the assigned partitions of a statistics report.
+pub fn consumer_lag(statistics: &rdkafka::statistics::Statistics) -> i64 {
+    statistics
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+        .map(|p| p.consumer_lag)
+        .sum()
+}
+
 /// Why the embedded cluster could not be used.
 #[derive(Debug, Error)]
 pub enum EmbeddedKafkaError {

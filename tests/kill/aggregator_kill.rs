@@ -7,8 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "process.rs"]
+mod process;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -24,43 +26,11 @@ use runtime::settings::Topics;
 use schemas::LoanEventBody;
 use sqlx::PgPool;
 
-const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
+use process::{start_broker, Killed, BIN};
+
 const PARTITIONS: i32 = 6;
 /// SIGKILLs of the aggregator during the stream.
 const KILLS: u32 = 8;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_broker() -> (Killed, String) {
-    let mut child = Command::new(BIN)
-        .args(["infra", "--kafka-only"])
-        .env_remove("KAFKA_BROKERS")
-        .env(
-            "CREDIT__INFRA__KAFKA__TOPICS__PARTITIONS",
-            PARTITIONS.to_string(),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let bootstrap = loop {
-        let line = lines.next().expect("broker exited").unwrap();
-        if let Some(b) = line.strip_prefix("Kafka bootstrap servers: ") {
-            break b.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Killed(child), bootstrap)
-}
 
 fn start_aggregator(bootstrap: &str, database: &str, group: &str) -> Killed {
     Killed(
@@ -252,7 +222,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_restarted_and_database_crashed_aggregators_keep_the_same_book() {
-    let (_broker, bootstrap) = start_broker();
+    let (_broker, bootstrap) = start_broker(PARTITIONS);
     let topics = Topics::default();
     let s = stream(&topics);
     let producer: FutureProducer = producer_config(&bootstrap).create().unwrap();

@@ -4,9 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "process.rs"]
+mod process;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ingest::generator::sink::MemorySink;
@@ -18,39 +20,9 @@ use rdkafka::Message;
 use runtime::kafka::{consumer_config, producer_config};
 use trainer::xgb::XgbParams;
 
-const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
+use process::{start_broker, Killed, BIN};
+
 const APPLICATIONS: u64 = 100_000;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_broker() -> (Killed, String) {
-    let mut child = Command::new(BIN)
-        .args(["infra", "--kafka-only"])
-        .env_remove("KAFKA_BROKERS")
-        .env("CREDIT__INFRA__KAFKA__TOPICS__PARTITIONS", "3")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let bootstrap = loop {
-        let line = lines.next().expect("broker exited").unwrap();
-        if let Some(b) = line.strip_prefix("Kafka bootstrap servers: ") {
-            break b.trim().to_string();
-        }
-    };
-    // Keep draining the pipe so the broker never blocks on a full stdout.
-    std::thread::spawn(move || for _ in lines {});
-    (Killed(child), bootstrap)
-}
 
 fn start_scorer(bootstrap: &str, model: &str) -> Killed {
     Killed(
@@ -66,7 +38,7 @@ fn start_scorer(bootstrap: &str, model: &str) -> Killed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_restarted_scorers_decide_every_application_with_identical_duplicates() {
-    let (_broker, bootstrap) = start_broker();
+    let (_broker, bootstrap) = start_broker(3);
     let dir = tempfile::tempdir().unwrap();
     let params = XgbParams {
         rounds: 30,
