@@ -1,0 +1,324 @@
+//! API keys (stored hashed, with a role), who may call what, and per-key rate limits.
+//!
+//! A key reads `cr_<key_id>_<secret>`. Only the SHA-256 of the whole key is stored; the key
+//! itself is shown once, when it is created. Verified keys are cached for
+//! [`KEY_CACHE_TTL`], so a revocation takes effect within that time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::error::ApiError;
+
+/// How long a verified key is trusted without asking the database again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Loan origination systems: register customers, apply, read their applications.
+    Originator,
+    /// Risk analysts: portfolio analytics, loans, models, what-if; no personal data.
+    Analyst,
+    /// Everything, including model promotion and personal data.
+    Admin,
+}
+
+impl Role {
+    /// The role's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Originator => "originator",
+            Self::Analyst => "analyst",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parse a stored or typed role name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "originator" => Some(Self::Originator),
+            "analyst" => Some(Self::Analyst),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+
+    /// Whether this role may see customers' personal data (name, e-mail, phone, birth date).
+    pub fn sees_personal_data(self) -> bool {
+        matches!(self, Self::Originator | Self::Admin)
+    }
+}
+
+/// The caller of a request, once its key is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's public id (safe to log and audit).
+    pub key_id: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// A newly created key: the secret is in `key` and nowhere else.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedKey {
+    /// Public id.
+    pub key_id: String,
+    /// The full key; shown once.
+    pub key: String,
+    /// Role.
+    pub role: Role,
+}
+
+fn hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Create a key with `role`, store its hash and write an audit-log row.
+pub async fn create_key(
+    pool: &PgPool,
+    role: Role,
+    label: &str,
+    actor: &str,
+) -> Result<CreatedKey, sqlx::Error> {
+    let mut rng = rand::thread_rng();
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 24];
+    rng.fill_bytes(&mut id);
+    rng.fill_bytes(&mut secret);
+    let key_id = hex::encode(id);
+    let key = format!("cr_{key_id}_{}", hex::encode(secret));
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO api_keys (key_id, key_hash, role, label) VALUES ($1, $2, $3, $4)")
+        .bind(&key_id)
+        .bind(hash(&key))
+        .bind(role.as_str())
+        .bind(label)
+        .execute(&mut *tx)
+        .await?;
+    audit(
+        &mut tx,
+        actor,
+        "key.created",
+        &key_id,
+        serde_json::json!({ "role": role.as_str(), "label": label }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CreatedKey { key_id, key, role })
+}
+
+/// Revoke a key; false when there was no such active key.
+pub async fn revoke_key(pool: &PgPool, key_id: &str, actor: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        audit(&mut tx, actor, "key.revoked", key_id, serde_json::json!({})).await?;
+    }
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+/// One key as listed (never its secret or hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// Public id.
+    pub key_id: String,
+    /// Role.
+    pub role: String,
+    /// What it is for.
+    pub label: String,
+    /// Created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Revoked, if it was.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Every key, newest first.
+pub async fn list_keys(pool: &PgPool) -> Result<Vec<KeyInfo>, sqlx::Error> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT key_id, role, label, created_at, revoked_at FROM api_keys ORDER BY created_at DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(KeyInfo {
+                key_id: r.try_get(0)?,
+                role: r.try_get(1)?,
+                label: r.try_get(2)?,
+                created_at: r.try_get(3)?,
+                revoked_at: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// Append an audit-log row inside `tx`.
+pub async fn audit(
+    tx: &mut sqlx::PgConnection,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_log (actor, action, subject, details) VALUES ($1, $2, $3, $4)")
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(details)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Verifies keys against the database, with a short-lived cache.
+#[derive(Clone)]
+pub struct Keys {
+    pool: PgPool,
+    cache: Arc<Mutex<HashMap<String, (Option<Principal>, Instant)>>>,
+}
+
+impl Keys {
+    /// Keys stored in `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The principal of `key`, or 401.
+    pub async fn verify(&self, key: &str) -> Result<Principal, ApiError> {
+        if key.len() > 128 || !key.starts_with("cr_") {
+            return Err(ApiError::unauthorized());
+        }
+        let h = hash(key);
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((p, at)) = cache.get(&h) {
+                if at.elapsed() < KEY_CACHE_TTL {
+                    return p.clone().ok_or_else(ApiError::unauthorized);
+                }
+            }
+        }
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT key_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(&h)
+        .fetch_optional(&self.pool)
+        .await?;
+        let principal = row
+            .and_then(|(key_id, role)| Role::parse(&role).map(|role| Principal { key_id, role }));
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(h, (principal.clone(), Instant::now()));
+        }
+        principal.ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// Per-key token buckets: `rate` requests a second, bursts up to `burst`.
+#[derive(Clone)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
+}
+
+impl RateLimiter {
+    /// A limiter; `rate` ≤ 0 disables it.
+    pub fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            burst: burst.max(1.0),
+            buckets: Arc::default(),
+        }
+    }
+
+    /// Take one token for `key_id`, or say how many seconds until one is available.
+    pub fn check(&self, key_id: &str) -> Result<(), u64> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let (tokens, at) = buckets
+            .entry(key_id.to_string())
+            .or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.rate).ceil() as u64)
+        }
+    }
+}
+
+/// The key in a request's headers: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+pub fn key_from_headers(
+    authorization: Option<String>,
+    x_api_key: Option<String>,
+) -> Option<String> {
+    authorization
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+                .map(|k| k.trim().to_string())
+        })
+        .or(x_api_key.map(|k| k.trim().to_string()))
+        .filter(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_refuses_past_its_burst_and_says_when_to_retry() {
+        let limiter = RateLimiter::new(1.0, 3.0);
+        for _ in 0..3 {
+            assert!(limiter.check("k").is_ok());
+        }
+        assert_eq!(limiter.check("k"), Err(1));
+        assert!(limiter.check("other").is_ok(), "buckets are per key");
+    }
+
+    #[test]
+    fn keys_are_read_from_either_header() {
+        assert_eq!(
+            key_from_headers(Some("Bearer cr_a_b".into()), None).as_deref(),
+            Some("cr_a_b")
+        );
+        assert_eq!(
+            key_from_headers(None, Some("cr_x".into())).as_deref(),
+            Some("cr_x")
+        );
+        assert_eq!(key_from_headers(Some("Basic abc".into()), None), None);
+    }
+
+    #[test]
+    fn only_originators_and_admins_see_personal_data() {
+        assert!(Role::Admin.sees_personal_data());
+        assert!(Role::Originator.sees_personal_data());
+        assert!(!Role::Analyst.sees_personal_data());
+    }
+}

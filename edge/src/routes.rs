@@ -1,0 +1,282 @@
+//! The route table and the warp filters. [`ROUTES`] is the one list of what the edge serves:
+//! the router is checked against it, metrics label requests by its templates, and a test
+//! checks it against `/openapi.json`.
+
+use std::sync::Arc;
+
+use warp::{Filter, Rejection, Reply};
+
+use crate::auth::{key_from_headers, Principal, Role};
+use crate::error::{recover, reject, ApiError};
+use crate::handlers::{customers, loans, models, portfolio, system, Answer};
+use crate::{dashboard, Edge};
+
+/// One endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template (`{id}` for a path parameter).
+    pub path: &'static str,
+    /// Roles allowed; empty means no key needed.
+    pub roles: &'static [Role],
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+}
+
+const ALL: &[Role] = &[Role::Originator, Role::Analyst, Role::Admin];
+const ORIGINATE: &[Role] = &[Role::Originator, Role::Admin];
+const ANALYSE: &[Role] = &[Role::Analyst, Role::Admin];
+const ADMIN: &[Role] = &[Role::Admin];
+const PUBLIC: &[Role] = &[];
+
+/// Every endpoint the edge serves.
+pub const ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/health", roles: PUBLIC, summary: "Liveness" },
+    Route { method: "GET", path: "/ready", roles: PUBLIC, summary: "Readiness: PostgreSQL and Kafka answer" },
+    Route { method: "GET", path: "/metrics", roles: PUBLIC, summary: "Prometheus metrics" },
+    Route { method: "GET", path: "/openapi.json", roles: PUBLIC, summary: "This document" },
+    Route { method: "GET", path: "/", roles: PUBLIC, summary: "The dashboard page" },
+    Route { method: "GET", path: "/assets/{file}", roles: PUBLIC, summary: "The dashboard's static assets" },
+    Route { method: "GET", path: "/api/customers/", roles: ALL, summary: "List customers (personal data for originator and admin only)" },
+    Route { method: "POST", path: "/api/customers/", roles: ORIGINATE, summary: "Register a customer (201 once stored, 202 if not yet)" },
+    Route { method: "GET", path: "/api/customers/{id}", roles: ALL, summary: "One customer" },
+    Route { method: "POST", path: "/api/loans/apply", roles: ORIGINATE, summary: "Apply: publish the application and return its decision (202 with a link if not decided in time)" },
+    Route { method: "GET", path: "/api/loans/applications", roles: ALL, summary: "Applications with their decisions" },
+    Route { method: "GET", path: "/api/loans/applications/{id}", roles: ALL, summary: "One application: payload, decision, reasons, loan" },
+    Route { method: "GET", path: "/api/loans/loans", roles: ANALYSE, summary: "Loans with their current status" },
+    Route { method: "GET", path: "/api/loans/loans/{id}", roles: ANALYSE, summary: "One loan: schedule, payments, DPD and class history" },
+    Route { method: "POST", path: "/api/whatif", roles: ALL, summary: "Score a (modified) application with the champion; nothing recorded" },
+    Route { method: "GET", path: "/api/portfolio/summary", roles: ANALYSE, summary: "Portfolio summary (seed shape plus net NPA, PCR, PAR, ECL)" },
+    Route { method: "GET", path: "/api/portfolio/npa-analysis", roles: ANALYSE, summary: "NPA by IRAC class with provisions" },
+    Route { method: "GET", path: "/api/portfolio/repayment-stats", roles: ANALYSE, summary: "Repayment statistics" },
+    Route { method: "GET", path: "/api/portfolio/loan-distribution", roles: ANALYSE, summary: "Loans by purpose and status" },
+    Route { method: "GET", path: "/api/portfolio/risk-concentration", roles: ANALYSE, summary: "Exposure by purpose, region and grade with Herfindahl indices" },
+    Route { method: "GET", path: "/api/portfolio/vintage", roles: ANALYSE, summary: "Vintage curves: cumulative 90+ DPD by months on book" },
+    Route { method: "GET", path: "/api/portfolio/roll-rates", roles: ANALYSE, summary: "Roll-rate matrix between DPD buckets" },
+    Route { method: "GET", path: "/api/portfolio/trend", roles: ANALYSE, summary: "Daily NPA, PAR and ECL trend" },
+    Route { method: "GET", path: "/api/models", roles: ANALYSE, summary: "Model registry" },
+    Route { method: "GET", path: "/api/models/{version}", roles: ANALYSE, summary: "One model: metrics, comparison, importance" },
+    Route { method: "POST", path: "/api/models/{version}/promote", roles: ADMIN, summary: "Promote a model to champion or challenger (admin)" },
+];
+
+/// The template of a concrete path (for bounded metric labels).
+pub fn template(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.split('/').collect();
+    for r in ROUTES {
+        let t: Vec<&str> = r.path.split('/').collect();
+        if t.len() == segs.len()
+            && t.iter()
+                .zip(&segs)
+                .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+        {
+            return r.path;
+        }
+    }
+    "other"
+}
+
+fn roles_of(method: &str, path: &str) -> &'static [Role] {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && r.path == path)
+        .map_or(ADMIN, |r| r.roles)
+}
+
+fn with_edge(
+    edge: Arc<Edge>,
+) -> impl Filter<Extract = (Arc<Edge>,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || edge.clone())
+}
+
+/// The caller, verified, allowed for this route, and within its rate limit.
+fn caller(
+    edge: Arc<Edge>,
+    method: &'static str,
+    path: &'static str,
+) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
+    let roles = roles_of(method, path);
+    warp::header::optional::<String>("authorization")
+        .and(warp::header::optional::<String>("x-api-key"))
+        .and(with_edge(edge))
+        .and_then(
+            move |a: Option<String>, x: Option<String>, edge: Arc<Edge>| async move {
+                let key = key_from_headers(a, x).ok_or_else(|| reject(ApiError::unauthorized()))?;
+                let who = edge.keys.verify(&key).await.map_err(reject)?;
+                if !roles.contains(&who.role) {
+                    return Err(reject(ApiError::forbidden(who.role.as_str())));
+                }
+                edge.limiter
+                    .check(&who.key_id)
+                    .map_err(|after| reject(ApiError::rate_limited(after)))?;
+                Ok::<_, Rejection>(who)
+            },
+        )
+}
+
+fn answer(a: Answer) -> Result<warp::reply::Response, Rejection> {
+    a.map_err(reject)
+}
+
+fn body<T: serde::de::DeserializeOwned + Send>(
+    edge: &Edge,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(edge.settings.body_limit_bytes).and(warp::body::json())
+}
+
+/// Every route, with errors as JSON and requests counted.
+pub fn routes(
+    edge: Arc<Edge>,
+) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+    let e = || with_edge(edge.clone());
+    let c = |m: &'static str, p: &'static str| caller(edge.clone(), m, p);
+
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and_then(|| async { answer(system::health().await) });
+    let ready = warp::path!("ready")
+        .and(warp::get())
+        .and(e())
+        .and_then(|edge| async { answer(system::ready(edge).await) });
+    let metrics = runtime::metrics::filter(edge.registry.clone());
+    let openapi = warp::path!("openapi.json")
+        .and(warp::get())
+        .map(|| warp::reply::json(&crate::openapi::document()));
+    let page = warp::path::end().and(warp::get()).map(dashboard::index);
+    let assets = warp::path!("assets" / String)
+        .and(warp::get())
+        .and_then(
+            |f: String| async move { dashboard::asset(&f).ok_or_else(warp::reject::not_found) },
+        );
+
+    let customers_list = warp::path!("api" / "customers")
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/customers/"))
+        .and(warp::query())
+        .and_then(|edge, who, q| async move { answer(customers::list(edge, who, q).await) });
+    let customers_post = warp::path!("api" / "customers")
+        .and(warp::post())
+        .and(e())
+        .and(c("POST", "/api/customers/"))
+        .and(body(&edge))
+        .and_then(|edge, who, b| async move { answer(customers::register(edge, who, b).await) });
+    let customer = warp::path!("api" / "customers" / String)
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/customers/{id}"))
+        .and_then(|id, edge, who| async move { answer(customers::get(edge, id, who).await) });
+
+    let apply = warp::path!("api" / "loans" / "apply")
+        .and(warp::post())
+        .and(e())
+        .and(c("POST", "/api/loans/apply"))
+        .and(body(&edge))
+        .and_then(|edge, who, b| async move { answer(loans::apply(edge, who, b).await) });
+    let applications = warp::path!("api" / "loans" / "applications")
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/loans/applications"))
+        .and(warp::query())
+        .and_then(|edge, who, q| async move { answer(loans::applications(edge, who, q).await) });
+    let application = warp::path!("api" / "loans" / "applications" / String)
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/loans/applications/{id}"))
+        .and_then(
+            |id, edge, who| async move { answer(loans::application_detail(edge, id, who).await) },
+        );
+    let loan_list = warp::path!("api" / "loans" / "loans")
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/loans/loans"))
+        .and(warp::query())
+        .and_then(|edge, who, q| async move { answer(loans::loans(edge, who, q).await) });
+    let loan = warp::path!("api" / "loans" / "loans" / String)
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/loans/loans/{id}"))
+        .and_then(|id, edge, who| async move { answer(loans::loan_detail(edge, id, who).await) });
+    let whatif = warp::path!("api" / "whatif")
+        .and(warp::post())
+        .and(e())
+        .and(c("POST", "/api/whatif"))
+        .and(body(&edge))
+        .and_then(|edge, who, b| async move { answer(loans::whatif(edge, who, b).await) });
+
+    macro_rules! portfolio {
+        ($seg:literal, $handler:path) => {
+            warp::path!("api" / "portfolio" / $seg)
+                .and(warp::get())
+                .and(e())
+                .and(c("GET", concat!("/api/portfolio/", $seg)))
+                .and(warp::query())
+                .and_then(|edge, _who: Principal, q| async move { answer($handler(edge, q).await) })
+        };
+    }
+    let portfolio = portfolio!("summary", portfolio::summary)
+        .or(portfolio!("npa-analysis", portfolio::npa_analysis))
+        .or(portfolio!("repayment-stats", portfolio::repayment_stats))
+        .or(portfolio!(
+            "loan-distribution",
+            portfolio::loan_distribution
+        ))
+        .or(portfolio!(
+            "risk-concentration",
+            portfolio::risk_concentration
+        ))
+        .or(portfolio!("vintage", portfolio::vintage))
+        .or(portfolio!("roll-rates", portfolio::roll_rates))
+        .or(portfolio!("trend", portfolio::trend));
+
+    let model_list = warp::path!("api" / "models")
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/models"))
+        .and_then(|edge, who| async move { answer(models::list(edge, who).await) });
+    let model = warp::path!("api" / "models" / String)
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/models/{version}"))
+        .and_then(|v, edge, who| async move { answer(models::detail(edge, v, who).await) });
+    let promote = warp::path!("api" / "models" / String / "promote")
+        .and(warp::post())
+        .and(e())
+        .and(c("POST", "/api/models/{version}/promote"))
+        .and(body(&edge))
+        .and_then(|v, edge, who, b| async move { answer(models::promote(edge, v, who, b).await) });
+
+    let m = edge.metrics.clone();
+    let log = warp::log::custom(move |info| {
+        let route = template(info.path());
+        let status = format!("{}xx", info.status().as_u16() / 100);
+        m.requests
+            .with_label_values(&[route, info.method().as_str(), &status])
+            .inc();
+        m.latency
+            .with_label_values(&[route])
+            .observe(info.elapsed().as_secs_f64());
+    });
+
+    health
+        .or(ready)
+        .or(metrics)
+        .or(openapi)
+        .or(page)
+        .or(assets)
+        .or(customers_list)
+        .or(customers_post)
+        .or(customer)
+        .or(apply)
+        .or(applications)
+        .or(application)
+        .or(loan_list)
+        .or(loan)
+        .or(whatif)
+        .or(portfolio)
+        .or(model_list)
+        .or(model)
+        .or(promote)
+        .recover(recover)
+        .with(log)
+}

@@ -1,0 +1,364 @@
+//! The API on a real database and the embedded Kafka cluster, through warp's in-process test
+//! client: keys and roles, limits, field-level errors, personal data, the OpenAPI document.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use edge::auth::{create_key, Role};
+use edge::{Edge, EdgeSettings};
+use runtime::kafka::EmbeddedKafka;
+use runtime::postgres::{connect, ScratchDatabase};
+use runtime::settings::Topics;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    _kafka: EmbeddedKafka,
+    _db: ScratchDatabase,
+    edge: Arc<Edge>,
+    admin: String,
+    analyst: String,
+    originator: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn spawn_edge(settings: EdgeSettings) -> Harness {
+    let topics = Topics::default();
+    let kafka = EmbeddedKafka::start(1, &topics.all()).unwrap();
+    let db = ScratchDatabase::create().await.unwrap();
+    let pool = connect(&db.url, 4).await.unwrap();
+    portfolio_aggregator::db::migrate(&pool).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let edge = edge::build(
+        pool.clone(),
+        kafka.bootstrap_servers(),
+        topics,
+        settings,
+        risk_core::settings::DomainSettings::default(),
+        prometheus::Registry::new(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let key = |role| {
+        let pool = pool.clone();
+        async move { create_key(&pool, role, "test", "test").await.unwrap().key }
+    };
+    Harness {
+        admin: key(Role::Admin).await,
+        analyst: key(Role::Analyst).await,
+        originator: key(Role::Originator).await,
+        _kafka: kafka,
+        _db: db,
+        edge,
+        shutdown,
+    }
+}
+
+impl Harness {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value, warp::http::HeaderMap) {
+        let mut r = warp::test::request().method(method).path(path);
+        if let Some(k) = key {
+            r = r.header("x-api-key", k);
+        }
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .header("content-length", b.len().to_string())
+                .body(b.to_string());
+        }
+        let res = r.reply(&edge::routes::routes(self.edge.clone())).await;
+        let v = serde_json::from_slice(res.body()).unwrap_or(Value::Null);
+        (res.status().as_u16(), v, res.headers().clone())
+    }
+
+    async fn insert_customer(&self, id: &str) {
+        sqlx::query(
+            "INSERT INTO customers (customer_id, registered_at, full_name, email, phone, age, \
+               employment_type, years_employed, monthly_income, existing_emi, dependents, \
+               residence, region, bureau) \
+             VALUES ($1, now(), 'Asha Rao', 'asha@example.com', '+91 98000 00000', 36, \
+               'salaried', 8, 15000000, 1000000, 1, 'own', 'south', \
+               '{\"bureau_score\": 760, \"history_months\": 96, \"delinquencies_24m\": 0, \
+                 \"inquiries_6m\": 1, \"revolving_utilisation_bps\": 2500, \"open_accounts\": 3}')",
+        )
+        .bind(id)
+        .execute(&self.edge.pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn requests_without_a_known_key_get_401_and_public_endpoints_need_none() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    let (s, v, _) = h.call("GET", "/api/portfolio/summary", None, None).await;
+    assert_eq!(s, 401);
+    assert_eq!(v["error"], "unauthorized");
+    let (s, _, _) = h
+        .call(
+            "GET",
+            "/api/portfolio/summary",
+            Some("cr_000000000000_deadbeef"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 401);
+    let (s, v, _) = h.call("GET", "/health", None, None).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("healthy")));
+    let (s, _, _) = h.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn a_role_that_may_not_use_an_endpoint_gets_403() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    let body = json!({"customer_id": 1, "loan_amount": 1000, "loan_tenure_months": 12,
+                      "interest_rate": 10, "loan_purpose": "Personal"})
+    .to_string();
+    let (s, v, _) = h
+        .call("POST", "/api/loans/apply", Some(&h.analyst), Some(&body))
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"], "forbidden");
+    let (s, _, _) = h
+        .call("GET", "/api/portfolio/summary", Some(&h.originator), None)
+        .await;
+    assert_eq!(s, 403);
+    let (s, _, _) = h
+        .call(
+            "POST",
+            "/api/models/m-1/promote",
+            Some(&h.analyst),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413() {
+    let h = spawn_edge(EdgeSettings {
+        body_limit_bytes: 1024,
+        ..EdgeSettings::default()
+    })
+    .await;
+    let big = json!({"customer_id": 1, "loan_purpose": "x".repeat(4096)}).to_string();
+    let (s, v, _) = h
+        .call("POST", "/api/loans/apply", Some(&h.originator), Some(&big))
+        .await;
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["error"], "payload_too_large");
+}
+
+#[tokio::test]
+async fn a_key_past_its_rate_gets_429_with_retry_after_and_other_keys_do_not() {
+    let h = spawn_edge(EdgeSettings {
+        rate_limit_per_sec: 0.5,
+        rate_limit_burst: 3.0,
+        ..EdgeSettings::default()
+    })
+    .await;
+    for _ in 0..3 {
+        let (s, _, _) = h.call("GET", "/api/models", Some(&h.analyst), None).await;
+        assert_eq!(s, 200);
+    }
+    let (s, v, headers) = h.call("GET", "/api/models", Some(&h.analyst), None).await;
+    assert_eq!(s, 429, "{v}");
+    let after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&after));
+    let (s, _, _) = h.call("GET", "/api/models", Some(&h.admin), None).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn invalid_fields_get_422_naming_the_field_and_malformed_json_400() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    h.insert_customer("1001").await;
+    let apply = |body: Value| {
+        let h = &h;
+        async move {
+            h.call(
+                "POST",
+                "/api/loans/apply",
+                Some(&h.originator),
+                Some(&body.to_string()),
+            )
+            .await
+        }
+    };
+    let good = json!({"customer_id": 1001, "loan_amount": 500000, "loan_tenure_months": 60,
+                      "interest_rate": 11.5, "loan_purpose": "Home Purchase"});
+    let cases = [
+        ("loan_amount", json!("lots")),
+        ("loan_purpose", json!("Spaceship")),
+        ("interest_rate", json!(250)),
+        ("loan_amount", json!(100.123)),
+        ("customer_id", json!("no such customer")),
+        ("customer_id", json!(424242)),
+    ];
+    for (field, value) in cases {
+        let mut body = good.clone();
+        body[field] = value.clone();
+        let (s, v, _) = apply(body).await;
+        assert_eq!(s, 422, "{field}={value}: {v}");
+        assert_eq!(v["details"]["field"], field, "{v}");
+    }
+    let mut missing = good.clone();
+    missing
+        .as_object_mut()
+        .unwrap()
+        .remove("loan_tenure_months");
+    let (s, v, _) = apply(missing).await;
+    assert_eq!(
+        (s, v["details"]["field"].as_str()),
+        (422, Some("loan_tenure_months")),
+        "{v}"
+    );
+    let mut tenure = good.clone();
+    tenure["loan_tenure_months"] = json!(0);
+    let (s, v, _) = apply(tenure).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(
+        v["details"]["field"].as_str().unwrap().contains("tenure"),
+        "{v}"
+    );
+    let (s, v, _) = h
+        .call(
+            "POST",
+            "/api/loans/apply",
+            Some(&h.originator),
+            Some("{\"customer_id\": "),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("bad_request")), "{v}");
+    let (s, v, _) = h
+        .call("GET", "/api/customers/?limit=0", Some(&h.analyst), None)
+        .await;
+    assert_eq!(
+        (s, v["details"]["field"].as_str()),
+        (422, Some("limit")),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn personal_data_is_shown_to_originators_and_admins_only() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    h.insert_customer("C-7").await;
+    let (s, v, _) = h
+        .call("GET", "/api/customers/C-7", Some(&h.analyst), None)
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        v.get("email").is_none() && v.get("full_name").is_none(),
+        "{v}"
+    );
+    assert_eq!(v["monthly_income"], 15_000_000);
+    let (_, v, _) = h
+        .call("GET", "/api/customers/C-7", Some(&h.originator), None)
+        .await;
+    assert_eq!(v["email"], "asha@example.com");
+    let (s, v, _) = h
+        .call(
+            "GET",
+            "/api/customers/?limit=10&offset=0",
+            Some(&h.analyst),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (
+            v["total"].as_i64(),
+            v["limit"].as_i64(),
+            v["offset"].as_i64()
+        ),
+        (Some(1), Some(10), Some(0))
+    );
+    assert!(v["customers"][0].get("phone").is_none());
+}
+
+#[tokio::test]
+async fn a_whatif_without_a_champion_is_503_and_an_empty_book_answers_404_as_json() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    h.insert_customer("1").await;
+    let body = json!({"customer_id": 1, "loan_amount": 1000, "loan_tenure_months": 12,
+                      "interest_rate": 10, "loan_purpose": "Personal"})
+    .to_string();
+    let (s, v, headers) = h
+        .call("POST", "/api/whatif", Some(&h.analyst), Some(&body))
+        .await;
+    assert_eq!((s, v["error"].as_str()), (503, Some("unavailable")), "{v}");
+    assert!(headers.contains_key("retry-after"));
+    let (s, v, _) = h
+        .call("GET", "/api/portfolio/summary", Some(&h.analyst), None)
+        .await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("not_found")), "{v}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_every_route_is_served() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    let (_, doc, _) = h.call("GET", "/openapi.json", None, None).await;
+    let documented: std::collections::BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(p, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), p.clone()))
+        })
+        .collect();
+    let table: std::collections::BTreeSet<(String, String)> = edge::routes::ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    assert_eq!(documented, table);
+    for r in edge::routes::ROUTES {
+        let path = r
+            .path
+            .replace("{file}", "app.js")
+            .replace("{id}", "none")
+            .replace("{version}", "none");
+        let body = (r.method == "POST").then_some("{}");
+        let (s, v, _) = h.call(r.method, &path, Some(&h.admin), body).await;
+        assert_ne!(
+            v["message"], "no such endpoint",
+            "{} {} is not served",
+            r.method, r.path
+        );
+        assert_ne!(s, 405, "{} {}", r.method, r.path);
+        assert!(
+            s < 500 || s == 503,
+            "{} {} answered {s}: {v}",
+            r.method,
+            r.path
+        );
+    }
+    let (_, _, _) = h.call("GET", "/nowhere", None, None).await;
+    let res = warp::test::request()
+        .path("/metrics")
+        .reply(&edge::routes::routes(h.edge.clone()))
+        .await;
+    let text = String::from_utf8(res.body().to_vec()).unwrap();
+    assert!(
+        text.contains("edge_http_requests_total{method=\"GET\",route=\"/api/portfolio/summary\""),
+        "{text}"
+    );
+}
