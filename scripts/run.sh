@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-packages.sh
 if [ $# -eq 0 ]; then
-  set -- infra
+  set -- demo
 fi
 cargo build --release --locked --bin credit-risk
 exec target/release/credit-risk "$@"

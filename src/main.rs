@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_aggregate;
+mod demo;
+mod edge_cmd;
 mod generate;
 mod settings;
 mod stages;
@@ -35,6 +37,16 @@ enum Command {
         #[arg(long)]
         kafka_only: bool,
     },
+    /// The whole product in one process on embedded Kafka and PostgreSQL: a loaded history, a
+    /// trained and promoted model, then a live stream of applications and loan events, with the
+    /// dashboard and API. Prints the URLs and API keys; Ctrl-C stops.
+    Demo(demo::DemoArgs),
+    /// Serve the REST API, the dashboard and /metrics (KAFKA_BROKERS and DATABASE_URL, else
+    /// embedded ones).
+    Serve(edge_cmd::ServeArgs),
+    /// API keys: create (printed once, stored hashed), list, revoke.
+    #[command(subcommand)]
+    Keys(edge_cmd::KeysCommand),
     /// Generate a synthetic loan history with known ground truth (a true PD per application),
     /// to files or to the Kafka topics; prints a summary with the best achievable AUC.
     Generate(generate::GenerateArgs),
@@ -83,6 +95,11 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(infra(settings, !kafka_only))
         }
         Command::Generate(args) => generate::run(args, settings),
+        Command::Demo(args) => tokio::runtime::Runtime::new()?.block_on(demo::run(args, settings)),
+        Command::Serve(args) => {
+            tokio::runtime::Runtime::new()?.block_on(edge_cmd::serve(args, settings))
+        }
+        Command::Keys(k) => tokio::runtime::Runtime::new()?.block_on(edge_cmd::keys(k, settings)),
         Command::Score(args) => {
             tokio::runtime::Runtime::new()?.block_on(stages::score(args, settings))
         }

@@ -1,5 +1,6 @@
 //! The whole settings tree of the `credit-risk` binary.
 
+use edge::EdgeSettings;
 use ingest::generator::GeneratorSettings;
 use portfolio_aggregator::service::AggregatorSettings;
 use risk_core::settings::DomainSettings;
@@ -21,6 +22,10 @@ pub struct Settings {
     pub scorer: ScorerSettings,
     /// The portfolio aggregator stage.
     pub aggregator: AggregatorSettings,
+    /// The HTTP edge.
+    pub edge: EdgeSettings,
+    /// `credit-risk demo`.
+    pub demo: crate::demo::DemoSettings,
 }
 
 #[cfg(test)]

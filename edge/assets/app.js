@@ -118,7 +118,7 @@
       body.innerHTML = "";
       models.models.forEach((m) => {
         const tr = document.createElement("tr");
-        [m.model_version, m.alias || "", m.metrics && m.metrics.oot ? m.metrics.oot.auc.toFixed(4) : "", m.rows, m.created_at]
+        [m.model_version, m.alias || "", m.metrics && m.metrics.out_of_time ? m.metrics.out_of_time.auc.toFixed(4) : "", m.rows, m.created_at]
           .forEach((v) => { const td = document.createElement("td"); td.textContent = v; tr.appendChild(td); });
         body.appendChild(tr);
       });

@@ -185,11 +185,14 @@ pub async fn audit(
     Ok(())
 }
 
+/// Verified keys by hash: the principal (`None`: unknown or revoked) and when it was looked up.
+type KeyCache = Arc<Mutex<HashMap<String, (Option<Principal>, Instant)>>>;
+
 /// Verifies keys against the database, with a short-lived cache.
 #[derive(Clone)]
 pub struct Keys {
     pool: PgPool,
-    cache: Arc<Mutex<HashMap<String, (Option<Principal>, Instant)>>>,
+    cache: KeyCache,
 }
 
 impl Keys {

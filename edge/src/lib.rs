@@ -37,12 +37,10 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 
-/// Edge settings (`[edge]`).
+/// Edge settings (`[edge]`; the listen address is `[infra.http] bind`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EdgeSettings {
-    /// Listen address of the API, the dashboard and `/metrics`.
-    pub bind: String,
     /// How long `POST /api/loans/apply` waits for the decision before answering 202 with a
     /// link to poll, ms (5,000: a scorer decides in milliseconds; the wait covers a rebalance).
     pub apply_timeout_ms: u64,
@@ -62,7 +60,6 @@ pub struct EdgeSettings {
 impl Default for EdgeSettings {
     fn default() -> Self {
         Self {
-            bind: "127.0.0.1:8080".into(),
             apply_timeout_ms: 5_000,
             customer_timeout_ms: 5_000,
             body_limit_bytes: 64 * 1024,

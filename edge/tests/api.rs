@@ -78,7 +78,7 @@ impl Harness {
             r = r
                 .header("content-type", "application/json")
                 .header("content-length", b.len().to_string())
-                .body(b.to_string());
+                .body(b);
         }
         let res = r.reply(&edge::routes::routes(self.edge.clone())).await;
         let v = serde_json::from_slice(res.body()).unwrap_or(Value::Null);

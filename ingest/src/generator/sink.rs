@@ -26,6 +26,9 @@ pub enum SinkError {
     /// Kafka refused or timed out.
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The consumer of the output asked to stop (Ctrl-C during a paced stream).
+    #[error("stopped")]
+    Stopped,
 }
 
 /// The truth about one application, never part of any event.
