@@ -45,6 +45,13 @@ pub struct AggregateBench {
     /// Skip the day-end part.
     #[arg(long)]
     skip_book: bool,
+    /// After the day-end: `GET /api/portfolio/summary` through the HTTP edge on that book under
+    /// this many concurrent connections (wrk, Debian package `wrk`), beside a plain warp route.
+    #[arg(long, value_name = "CONNECTIONS")]
+    http: Option<u32>,
+    /// Seconds of each wrk run.
+    #[arg(long, default_value_t = 20)]
+    http_seconds: u32,
 }
 
 /// Run the benchmark.
@@ -74,6 +81,11 @@ pub async fn run(args: AggregateBench, settings: Settings) -> anyhow::Result<()>
         portfolio_aggregator::db::migrate(&pool).await?;
         let figures = book(&args, &settings, &pool).await?;
         out.extend(figures);
+        if let Some(connections) = args.http {
+            out.extend(
+                crate::bench_http::run(&settings, &pool, connections, args.http_seconds).await?,
+            );
+        }
         pool.close().await;
     }
     out.insert("max_rss_mb".into(), json!(max_rss_mb()));

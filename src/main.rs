@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_aggregate;
+mod bench_http;
 mod demo;
 mod edge_cmd;
 mod generate;

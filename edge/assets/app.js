@@ -99,14 +99,14 @@
         { label: "approval rate %", data: trend.map((p) => 100 * p.approval_rate), pointRadius: 0, yAxisID: "y" },
         { label: "ECL (₹ lakh)", data: trend.map((p) => p.ecl / 1e7), pointRadius: 0, yAxisID: "y1" },
       ] }, options: { scales: { y1: { position: "right" } } } });
-      chart("dpd", { type: "doughnut", data: { labels: npa.by_dpd_bucket.map((g) => g.key), datasets: [
+      chart("dpd", { type: "doughnut", options: { aspectRatio: 2 }, data: { labels: npa.by_dpd_bucket.map((g) => g.key), datasets: [
         { label: "outstanding", data: npa.by_dpd_bucket.map((g) => g.outstanding / 100) },
       ] } });
       chart("classes", { type: "bar", data: { labels: npa.by_class.map((g) => g.key), datasets: [
         { label: "outstanding (₹ lakh)", data: npa.by_class.map((g) => g.outstanding / 1e7) },
         { label: "provisions (₹ lakh)", data: npa.by_class.map((g) => g.provisions / 1e7) },
       ] } });
-      const recent = vintage.slice(-8);
+      const recent = vintage.filter((v) => v.ever_90.length >= 3).slice(-6);
       const mob = Math.max(0, ...recent.map((v) => v.ever_90.length));
       chart("vintage", { type: "line", data: { labels: Array.from({ length: mob }, (_, i) => i + 1), datasets:
         recent.map((v) => ({ label: v.vintage.slice(0, 7), data: v.ever_90.map((x) => 100 * x), pointRadius: 0 })) } });

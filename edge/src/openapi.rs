@@ -51,6 +51,12 @@ fn query_params(path: &str) -> Vec<Value> {
                 "days of history",
             ),
         ],
+        "/api/models/drift" => vec![q(
+            "days",
+            json!({"type": "integer", "minimum": 1, "maximum": 366}),
+            "days of applications",
+        )],
+        "/api/portfolio/stress-test" => Vec::new(),
         p if p.starts_with("/api/portfolio/") => vec![as_of],
         _ => Vec::new(),
     }
@@ -73,6 +79,14 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
             {"$ref": "#/components/schemas/SeedApplication"},
             {"$ref": "#/components/schemas/LoanApplication"}
         ]}),
+        ("POST", "/api/portfolio/stress-test") => json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "pd_multiplier": {"type": "number", "minimum": 0.1, "maximum": 20},
+                "lgd_add_bps": {"type": "integer", "minimum": 0, "maximum": 10000}
+            }
+        }),
         ("POST", "/api/models/{version}/promote") => json!({
             "type": "object",
             "properties": {"alias": {"type": "string", "enum": ["champion", "challenger"]}}

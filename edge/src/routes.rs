@@ -8,7 +8,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::auth::{key_from_headers, Principal, Role};
 use crate::error::{recover, reject, ApiError};
-use crate::handlers::{customers, loans, models, portfolio, system, Answer};
+use crate::handlers::{customers, loans, models, portfolio, risk, system, Answer};
 use crate::{dashboard, Edge};
 
 /// One endpoint.
@@ -55,7 +55,9 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/api/portfolio/vintage", roles: ANALYSE, summary: "Vintage curves: cumulative 90+ DPD by months on book" },
     Route { method: "GET", path: "/api/portfolio/roll-rates", roles: ANALYSE, summary: "Roll-rate matrix between DPD buckets" },
     Route { method: "GET", path: "/api/portfolio/trend", roles: ANALYSE, summary: "Daily NPA, PAR and ECL trend" },
+    Route { method: "POST", path: "/api/portfolio/stress-test", roles: ANALYSE, summary: "PD and LGD shocks: stressed IFRS 9 stages, ECL and projected NPA" },
     Route { method: "GET", path: "/api/models", roles: ANALYSE, summary: "Model registry" },
+    Route { method: "GET", path: "/api/models/drift", roles: ANALYSE, summary: "PSI per feature of recent applications against the champion's training distribution" },
     Route { method: "GET", path: "/api/models/{version}", roles: ANALYSE, summary: "One model: metrics, comparison, importance" },
     Route { method: "POST", path: "/api/models/{version}/promote", roles: ADMIN, summary: "Promote a model to champion or challenger (admin)" },
 ];
@@ -229,6 +231,18 @@ pub fn routes(
         .or(portfolio!("roll-rates", portfolio::roll_rates))
         .or(portfolio!("trend", portfolio::trend));
 
+    let stress = warp::path!("api" / "portfolio" / "stress-test")
+        .and(warp::post())
+        .and(e())
+        .and(c("POST", "/api/portfolio/stress-test"))
+        .and(body(&edge))
+        .and_then(|edge, who, b| async move { answer(risk::stress_test(edge, who, b).await) });
+    let drift = warp::path!("api" / "models" / "drift")
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/models/drift"))
+        .and(warp::query())
+        .and_then(|edge, who, q| async move { answer(risk::drift(edge, who, q).await) });
     let model_list = warp::path!("api" / "models")
         .and(warp::get())
         .and(e())
@@ -274,7 +288,9 @@ pub fn routes(
         .or(loan)
         .or(whatif)
         .or(portfolio)
+        .or(stress)
         .or(model_list)
+        .or(drift)
         .or(model)
         .or(promote)
         .recover(recover)

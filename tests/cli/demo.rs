@@ -197,6 +197,44 @@ fn the_demo_comes_up_and_serves_the_seed_api_the_dashboard_and_live_decisions_wi
         assert!(!d["reasons"].as_array().unwrap().is_empty(), "{d}");
     }
 
+    // What-if: the same application, nothing recorded; a larger amount never scores better.
+    let (s, body) = http(
+        &addr,
+        "POST",
+        "/api/whatif",
+        Some(&originator),
+        Some(&apply),
+    );
+    assert_eq!(s, 200, "{body}");
+    let w: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(w["recorded"], false);
+    assert!(!w["reasons"].as_array().unwrap().is_empty(), "{w}");
+
+    // A stress test raises ECL and projected NPA above the baseline; drift is reported per feature.
+    let shock = json!({"pd_multiplier": 2.0, "lgd_add_bps": 1000});
+    let (s, body) = http(
+        &addr,
+        "POST",
+        "/api/portfolio/stress-test",
+        Some(&analyst),
+        Some(&shock),
+    );
+    assert_eq!(s, 200, "{body}");
+    let st: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        st["stressed"]["ecl"].as_i64().unwrap() > st["baseline"]["ecl"].as_i64().unwrap(),
+        "{st}"
+    );
+    assert!(
+        st["stressed"]["projected_npa_amount"].as_i64().unwrap()
+            > st["baseline"]["npa_amount"].as_i64().unwrap(),
+        "{st}"
+    );
+    let (s, drift) = get_json(&addr, "/api/models/drift?days=30", &analyst);
+    assert_eq!(s, 200, "{drift}");
+    assert!(drift["applications"].as_i64().unwrap() > 0, "{drift}");
+    assert!(!drift["features"].as_array().unwrap().is_empty());
+
     // Live decisions by the scorer carry reasons when not approved.
     let deadline = Instant::now() + Duration::from_secs(120);
     let with_reasons = loop {
@@ -231,6 +269,53 @@ fn the_demo_comes_up_and_serves_the_seed_api_the_dashboard_and_live_decisions_wi
             .unwrap()
             .is_empty(),
         "{with_reasons}"
+    );
+
+    // A headless Chromium loads the dashboard, waits for the charts and finds data in them.
+    let url = format!("http://{addr}/#key={analyst}");
+    let chromium = |extra: &[&str]| {
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+                "--window-size=1400,1600",
+                "--virtual-time-budget=20000",
+            ])
+            .args(extra)
+            .arg(&url)
+            .stderr(Stdio::null())
+            .output()
+            .expect("chromium (Debian package `chromium`) must be installed");
+        assert!(out.status.success(), "chromium failed: {:?}", out.status);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(
+        dom.contains("data-loaded=\"true\""),
+        "the dashboard did not load its data"
+    );
+    for chart in ["trend", "dpd", "vintage", "purpose", "classes", "approval"] {
+        let marker = format!("data-chart=\"{chart}\"");
+        let tag = dom
+            .split("<canvas")
+            .find(|t| t.contains(&marker))
+            .unwrap_or_else(|| panic!("no {chart} chart"));
+        let points: usize = tag
+            .split("data-points=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(points > 0, "the {chart} chart holds no data");
+    }
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "empty screenshot"
     );
 
     // SIGTERM stops it cleanly.

@@ -5,6 +5,7 @@ pub mod customers;
 pub mod loans;
 pub mod models;
 pub mod portfolio;
+pub mod risk;
 pub mod system;
 
 use warp::http::StatusCode;
