@@ -33,6 +33,9 @@ pub enum BenchCommand {
     /// The aggregator: events applied per second with exactly-once commits, day-end time and
     /// summary read time on a large book.
     Aggregate(crate::bench_aggregate::AggregateBench),
+    /// The trainer: N matured loans from PostgreSQL to a registered model, beside the Python
+    /// peer (pandas read_sql + xgboost.train).
+    Train(crate::bench_train::TrainBench),
 }
 
 /// Flags of `bench score`.
@@ -64,6 +67,7 @@ pub async fn run(command: BenchCommand, settings: Settings) -> anyhow::Result<()
     match command {
         BenchCommand::Score(args) => score(args, settings).await,
         BenchCommand::Aggregate(args) => crate::bench_aggregate::run(args, settings).await,
+        BenchCommand::Train(args) => crate::bench_train::run(args, settings).await,
     }
 }
 

@@ -56,12 +56,13 @@ fn parse_wrk(out: &str) -> anyhow::Result<serde_json::Value> {
 fn wrk(
     url: &str,
     key: Option<&str>,
+    threads: u32,
     connections: u32,
     seconds: u32,
 ) -> anyhow::Result<serde_json::Value> {
     let mut cmd = Command::new("wrk");
     cmd.args([
-        "-t2",
+        &format!("-t{threads}"),
         &format!("-c{connections}"),
         &format!("-d{seconds}s"),
         "--latency",
@@ -127,24 +128,29 @@ pub async fn run(
         })?;
     let plain_task = tokio::spawn(plain_server);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    eprintln!("wrk: {connections} connections, {seconds} s per route …");
     let url = format!("http://{addr}/api/portfolio/summary");
-    let summary = {
-        let (u, k) = (url.clone(), key.key.clone());
-        tokio::task::spawn_blocking(move || wrk(&u, Some(&k), connections, seconds)).await??
-    };
-    let rss = rss_mb();
     let plain_url = format!("http://{plain_addr}/plain");
-    let baseline =
-        tokio::task::spawn_blocking(move || wrk(&plain_url, None, connections, seconds)).await??;
+    let mut runs = Vec::new();
+    for threads in [1u32, 2] {
+        eprintln!("wrk: {threads} thread(s), {connections} connections, {seconds} s per route …");
+        let (u, k) = (url.clone(), key.key.clone());
+        let summary =
+            tokio::task::spawn_blocking(move || wrk(&u, Some(&k), threads, connections, seconds))
+                .await??;
+        let p = plain_url.clone();
+        let baseline =
+            tokio::task::spawn_blocking(move || wrk(&p, None, threads, connections, seconds))
+                .await??;
+        runs.push(json!({"wrk_threads": threads, "summary": summary, "plain_warp": baseline}));
+    }
+    let rss = rss_mb();
     shutdown.cancel();
     let _ = server.await;
     let _ = plain_task.await;
     drop(kafka);
     let mut m = serde_json::Map::new();
     m.insert("http_connections".into(), json!(connections));
-    m.insert("http_summary".into(), summary);
-    m.insert("http_plain_warp".into(), baseline);
+    m.insert("http_runs".into(), json!(runs));
     m.insert("http_process_rss_mb".into(), json!(rss));
     Ok(m)
 }

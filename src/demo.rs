@@ -292,6 +292,14 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
         if closed.is_some_and(|d| d >= last_history_day) {
             break;
         }
+        if agg_task.is_finished() {
+            shutdown.cancel();
+            let _ = go_tx.send(false);
+            return match agg_task.await? {
+                Err(e) => Err(anyhow::Error::new(e).context("the aggregator stopped")),
+                Ok(_) => Err(anyhow::anyhow!("the aggregator stopped")),
+            };
+        }
         if last_report.elapsed() > Duration::from_secs(10) {
             println!(
                 "  the book has closed {} (history ends {last_history_day}); {:.0} s",

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_aggregate;
 mod bench_http;
+mod bench_train;
 mod demo;
 mod edge_cmd;
 mod generate;

@@ -202,13 +202,17 @@ pub struct TrainArgs {
     /// Minimum hessian per child.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) min_child_weight: f64,
-    /// With --csv: stop boosting when the log-loss on an inner fifth of the training folds has
-    /// not improved for this many rounds (0: never).
+    /// Stop boosting when the validation log-loss (--csv: an inner fifth of the training folds;
+    /// --from-db: every tenth training loan) has not improved for this many rounds (0: never).
     #[arg(long, default_value_t = 30)]
     pub(crate) early_stopping_rounds: u32,
     /// Print the report as one JSON object on the last line.
     #[arg(long)]
     pub(crate) json: bool,
+    /// With --from-db on a generated history: the generator's `ground_truth.csv`; the report
+    /// adds the AUC of the true PDs on the same out-of-time loans (the best any model can reach).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) truth: Option<PathBuf>,
     /// Seed of the generated data, the folds and XGBoost.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
@@ -239,8 +243,17 @@ pub struct TrainArgs {
     pub(crate) publish: bool,
 }
 
-/// Train on generated data and write (and optionally publish) the artifact.
-pub async fn train(args: TrainArgs, settings: Settings) -> anyhow::Result<()> {
+/// `train --from-db` returning its report (benchmarks).
+pub async fn train_report(
+    args: TrainArgs,
+    settings: Settings,
+) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(args.from_db, "train_report needs --from-db");
+    let params = params_of(&args);
+    crate::train_db::run(&args, params, &settings).await
+}
+
+fn params_of(args: &TrainArgs) -> XgbParams {
     let mode = match args.mode {
         ModeArg::Gbtree => Mode::GradientBoosting,
         ModeArg::RandomForest => Mode::RandomForest,
@@ -248,7 +261,7 @@ pub async fn train(args: TrainArgs, settings: Settings) -> anyhow::Result<()> {
     let rounds = args
         .rounds
         .unwrap_or(if args.csv.is_some() { 1_000 } else { 300 });
-    let params = XgbParams {
+    XgbParams {
         mode,
         rounds,
         num_parallel_tree: if mode == Mode::RandomForest {
@@ -266,12 +279,20 @@ pub async fn train(args: TrainArgs, settings: Settings) -> anyhow::Result<()> {
         early_stopping_rounds: (args.early_stopping_rounds > 0)
             .then_some(args.early_stopping_rounds),
         ..XgbParams::default()
-    };
+    }
+}
+
+/// Train on generated data and write (and optionally publish) the artifact.
+pub async fn train(args: TrainArgs, settings: Settings) -> anyhow::Result<()> {
+    let params = params_of(&args);
+    let mode = params.mode;
     if let Some(csv) = &args.csv {
         return cross_validate(csv, &args, params);
     }
     if args.from_db {
-        return crate::train_db::run(&args, params, &settings).await;
+        return crate::train_db::run(&args, params, &settings)
+            .await
+            .map(|_| ());
     }
     let generated = args.generated.unwrap_or_default();
     let version = args.version.clone().unwrap_or_else(|| {

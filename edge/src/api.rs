@@ -60,6 +60,45 @@ pub fn parse<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<
     })
 }
 
+/// A path id that cannot name anything stored is simply not found.
+pub fn known_id(kind: &str, id: &str) -> Result<(), ApiError> {
+    if schemas::validate::valid_id(id) || (kind == "model" && valid_version(id)) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no {kind} with that id")))
+    }
+}
+
+fn valid_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// A filter id from the query string, checked.
+pub fn filter_id(field: &str, id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(id) if !schemas::validate::valid_id(id) => Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be 1-64 characters of [A-Za-z0-9_-]"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Free text from a client: bounded, printable.
+pub fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.len() > max || value.chars().any(char::is_control) {
+        Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be at most {max} bytes without control characters"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Currency units (at most two decimals) → minor units.
 pub fn to_minor(field: &str, units: f64) -> Result<i64, ApiError> {
     let minor = (units * 100.0).round();

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod dashboard;
 pub mod decisions;
 pub mod error;
@@ -55,6 +56,9 @@ pub struct EdgeSettings {
     pub rate_limit_burst: f64,
     /// Most rows a list endpoint returns per page.
     pub max_page: i64,
+    /// How long a portfolio answer is served from memory, ms (1,000: the figures change once
+    /// per business day; 0 disables the cache).
+    pub portfolio_cache_ms: u64,
 }
 
 impl Default for EdgeSettings {
@@ -66,6 +70,7 @@ impl Default for EdgeSettings {
             rate_limit_per_sec: 100.0,
             rate_limit_burst: 200.0,
             max_page: 500,
+            portfolio_cache_ms: 1_000,
         }
     }
 }
@@ -96,6 +101,8 @@ pub struct Edge {
     pub metrics: metrics::Metrics,
     /// The registry `/metrics` serves.
     pub registry: prometheus::Registry,
+    /// Portfolio answers kept for `portfolio_cache_ms`.
+    pub cache: cache::ReadCache,
 }
 
 /// Why the edge could not start.
@@ -151,6 +158,7 @@ pub async fn build(
     Ok(Arc::new(Edge {
         keys: auth::Keys::new(pool.clone()),
         limiter: auth::RateLimiter::new(settings.rate_limit_per_sec, settings.rate_limit_burst),
+        cache: cache::ReadCache::new(Duration::from_millis(settings.portfolio_cache_ms)),
         pool,
         producer,
         topics,

@@ -127,7 +127,7 @@ fn responses(method: &str, path: &str, public: bool) -> Value {
     }
     if !public {
         for code in [
-            "400", "401", "403", "404", "409", "413", "415", "422", "429", "503",
+            "400", "401", "403", "404", "409", "411", "413", "415", "422", "429", "503",
         ] {
             r.insert(code.into(), err.clone());
         }

@@ -399,7 +399,8 @@ dec AS (
     count(*) FILTER (WHERE decision = 'APPROVE') AS approved,
     count(*) FILTER (WHERE decision = 'REFER') AS referred,
     count(*) FILTER (WHERE decision = 'DECLINE') AS declined
-  FROM decisions WHERE decided_at < ($1 + 1)::timestamp AT TIME ZONE 'UTC'
+  FROM decisions d JOIN applications a USING (application_id)
+  WHERE a.submitted_at < ($1 + 1)::timestamp AT TIME ZONE 'UTC'
 ),
 col AS (SELECT coalesce(sum(amount), 0)::int8 AS collected FROM repayment_daily WHERE paid_on <= $1)
 INSERT INTO portfolio_daily (business_date, total_loans, active_loans, closed_loans,

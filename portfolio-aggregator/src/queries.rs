@@ -64,9 +64,10 @@ pub struct PortfolioSummary {
     pub ecl: i64,
     /// Loans ever 90+ DPD over loans disbursed.
     pub default_rate: f64,
-    /// Approved over decided applications.
+    /// Approved over decided applications (applications submitted on or before the date,
+    /// whenever decided: a replayed or re-scored application counts on its submission date).
     pub approval_rate: f64,
-    /// Applications decided.
+    /// Applications submitted to date and decided.
     pub decided: i64,
     /// Applications approved.
     pub approved: i64,

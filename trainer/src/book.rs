@@ -30,6 +30,8 @@ pub struct BookData {
     pub as_of: Option<NaiveDate>,
     /// FNV-1a hash of rows and labels.
     pub data_hash: String,
+    /// Application id of each row (to join outside knowledge, such as a generator's truth).
+    pub application_ids: Vec<String>,
 }
 
 impl BookData {
@@ -102,6 +104,7 @@ pub async fn load_matured(
         fnv(&mut hash, &[u8::from(bad)]);
         data.rows.extend_from_slice(&x);
         data.labels.push(if bad { 1.0 } else { 0.0 });
+        data.application_ids.push(app.application_id.clone());
         data.months
             .push(disbursed.year() * 12 + i32::try_from(disbursed.month0()).unwrap_or(0));
         data.window = Some(match data.window {
@@ -318,7 +321,16 @@ pub fn compare(
         ));
     }
     match champion {
-        None => reasons.push("no champion: the first model is promoted".into()),
+        None => {
+            // Without a champion there is nothing to protect: the first model is promoted, and
+            // the checks above are recorded with it for the risk committee.
+            ok = true;
+            reasons.push(
+                "no champion: the first model is promoted (the checks above are recorded, not \
+                 blocking)"
+                    .into(),
+            );
+        }
         Some((version, champion_auc)) => {
             if challenger.auc >= champion_auc + settings.auc_margin {
                 reasons.push(format!(
@@ -448,6 +460,12 @@ mod tests {
         assert!(!miscalibrated.promoted);
         let first = compare(&s, &eval(0.70, 0.05, 0.05), 0.02, None);
         assert!(first.promoted);
+        let first_miscalibrated = compare(&s, &eval(0.70, 0.10, 0.05), 0.02, None);
+        assert!(first_miscalibrated.promoted);
+        assert!(first_miscalibrated
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("calibration fails")));
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub async fn list(edge: Arc<Edge>, who: Principal, page: Page) -> Answer {
 
 /// `GET /api/customers/{id}`.
 pub async fn get(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
+    api::known_id("customer", &id)?;
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM customers WHERE customer_id = $1"
     ))
@@ -116,6 +117,13 @@ pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> 
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty() && n.len() <= 200)
         .ok_or_else(|| ApiError::invalid_field("full_name", "full_name is required"))?;
+    api::text("full_name", &full_name, 200)?;
+    api::text("email", &body.email, 254)?;
+    api::text("phone", &body.phone, 32)?;
+    api::text("region", &body.region, 64)?;
+    if let Some(e) = &body.employer_name {
+        api::text("employer_name", e, 200)?;
+    }
     if !body.email.contains('@') || body.email.len() > 254 {
         return Err(ApiError::invalid_field("email", "email is not an address"));
     }

@@ -32,6 +32,8 @@ async fn application(edge: &Edge, body: serde_json::Value) -> Result<LoanApplica
         let seed: SeedApply = api::parse(body)?;
         from_seed(edge, seed).await?
     };
+    api::text("channel", &app.channel, 32)?;
+    api::text("currency", &app.currency, 3)?;
     schemas::validate::check(&app).map_err(|message| {
         let field = message
             .split_whitespace()
@@ -91,6 +93,9 @@ async fn from_seed(edge: &Edge, seed: SeedApply) -> Result<LoanApplication, ApiE
             "interest_rate",
             "interest_rate is a percentage, 0-100",
         ));
+    }
+    if let Some(c) = &seed.channel {
+        api::text("channel", c, 32)?;
     }
     let application_id = match seed.application_id {
         Some(id) if schemas::validate::valid_id(&id) => id,
@@ -248,6 +253,7 @@ fn outcome_filter(status: &str) -> Result<&'static str, ApiError> {
 pub async fn applications(edge: Arc<Edge>, _who: Principal, page: Page) -> Answer {
     let (limit, offset) = page.bounds(edge.settings.max_page)?;
     let outcome = page.status.as_deref().map(outcome_filter).transpose()?;
+    api::filter_id("customer_id", page.customer_id.as_deref())?;
     let filter = "WHERE ($1::text IS NULL OR d.decision = $1) \
                   AND ($2::text IS NULL OR a.customer_id = $2)";
     let total: i64 = sqlx::query_scalar(&format!(
@@ -306,6 +312,7 @@ fn seed_status(decision: Option<&str>) -> &'static str {
 
 /// `GET /api/loans/applications/{id}`: the application, its decision and reasons, and the loan.
 pub async fn application_detail(edge: Arc<Edge>, id: String, _who: Principal) -> Answer {
+    api::known_id("application", &id)?;
     let app: Option<serde_json::Value> =
         sqlx::query_scalar("SELECT payload FROM applications WHERE application_id = $1")
             .bind(&id)
@@ -387,6 +394,7 @@ pub async fn application_detail(edge: Arc<Edge>, id: String, _who: Principal) ->
 /// `GET /api/loans/loans?status&customer_id&limit&offset`.
 pub async fn loans(edge: Arc<Edge>, _who: Principal, page: Page) -> Answer {
     let (limit, offset) = page.bounds(edge.settings.max_page)?;
+    api::filter_id("customer_id", page.customer_id.as_deref())?;
     let state = match page.status.as_deref().map(str::to_ascii_uppercase) {
         None => None,
         Some(s) if ["ACTIVE", "CLOSED", "WRITTEN_OFF"].contains(&s.as_str()) => Some(s),
@@ -447,6 +455,7 @@ pub async fn loans(edge: Arc<Edge>, _who: Principal, page: Page) -> Answer {
 
 /// `GET /api/loans/loans/{id}`: terms, status, schedule, payments and the DPD/class history.
 pub async fn loan_detail(edge: Arc<Edge>, id: String, _who: Principal) -> Answer {
+    api::known_id("loan", &id)?;
     let loan: Option<serde_json::Value> = sqlx::query_scalar(
         "SELECT to_jsonb(l) || jsonb_build_object('status', to_jsonb(s) - 'loan_id') \
          FROM loans l JOIN loan_status s USING (loan_id) WHERE l.loan_id = $1",

@@ -35,6 +35,7 @@ pub async fn list(edge: Arc<Edge>, _who: Principal) -> Answer {
 
 /// `GET /api/models/{version}`: metadata, metrics, comparison, feature importance.
 pub async fn detail(edge: Arc<Edge>, version: String, _who: Principal) -> Answer {
+    crate::api::known_id("model", &version)?;
     let row = sqlx::query(
         "SELECT model_version, model_name, feature_set_version, artifact_uri, alias, metrics, \
            comparison, training_window, rows, data_hash, created_by, created_at, \
@@ -79,6 +80,7 @@ pub async fn promote(
     who: Principal,
     body: serde_json::Value,
 ) -> Answer {
+    crate::api::known_id("model", &version)?;
     let body: PromoteBody = crate::api::parse(body)?;
     let alias = body.alias.unwrap_or(ModelAlias::Champion);
     let alias_name = match alias {
