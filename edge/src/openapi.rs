@@ -107,6 +107,9 @@ fn responses(method: &str, path: &str, public: bool) -> Value {
         "/api/loans/apply" => {
             json!({"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}})
         }
+        "/api/portfolio/trend" | "/api/portfolio/vintage" => {
+            json!({"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}})
+        }
         _ => json!({"application/json": {"schema": {"type": "object"}}}),
     };
     let mut r = Map::new();
@@ -193,10 +196,10 @@ pub fn document() -> Value {
                     "required": ["customer_id", "loan_amount", "loan_tenure_months", "interest_rate", "loan_purpose"],
                     "properties": {
                         "customer_id": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}]},
-                        "loan_amount": {"type": "number", "minimum": 0, "description": "currency units"},
+                        "loan_amount": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "multipleOf": 0.01, "description": "currency units"},
                         "loan_tenure_months": {"type": "integer", "minimum": 1, "maximum": 480},
                         "interest_rate": {"type": "number", "minimum": 0, "maximum": 100, "description": "percent a year"},
-                        "loan_purpose": {"type": "string", "example": "Home Purchase"},
+                        "loan_purpose": {"type": "string", "enum": ["Home Purchase", "Car Loan", "Personal", "Education", "Business", "Gold", "home", "auto", "personal", "education", "business", "gold"]},
                         "collateral_value": {"type": "number", "minimum": 0, "nullable": true},
                         "application_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
                         "channel": {"type": "string"}
@@ -222,19 +225,19 @@ pub fn document() -> Value {
                         "full_name": {"type": "string"},
                         "first_name": {"type": "string"},
                         "last_name": {"type": "string"},
-                        "email": {"type": "string"},
-                        "phone": {"type": "string"},
+                        "email": {"type": "string", "format": "email", "maxLength": 254},
+                        "phone": {"type": "string", "pattern": "^[0-9 +()-]{5,32}$"},
                         "date_of_birth": {"type": "string", "format": "date"},
-                        "age": {"type": "integer"},
-                        "employment_type": {"type": "string", "example": "salaried"},
-                        "employer_name": {"type": "string"},
-                        "years_employed": {"type": "number"},
-                        "monthly_income": {"type": "number"},
-                        "annual_income": {"type": "number"},
-                        "existing_emi": {"type": "number"},
-                        "dependents": {"type": "integer"},
+                        "age": {"type": "integer", "minimum": 18, "maximum": 100},
+                        "employment_type": {"type": "string", "enum": ["salaried", "self_employed", "business", "retired", "other", "Employed", "Self-Employed", "Unemployed", "Student"]},
+                        "employer_name": {"type": "string", "maxLength": 200},
+                        "years_employed": {"type": "number", "minimum": 0, "maximum": 80},
+                        "monthly_income": {"type": "number", "minimum": 0, "multipleOf": 0.01},
+                        "annual_income": {"type": "number", "minimum": 0, "multipleOf": 0.01},
+                        "existing_emi": {"type": "number", "minimum": 0, "multipleOf": 0.01},
+                        "dependents": {"type": "integer", "minimum": 0, "maximum": 20},
                         "residence": {"type": "string", "enum": ["own", "rent", "mortgaged", "family"]},
-                        "region": {"type": "string"},
+                        "region": {"type": "string", "minLength": 1, "maxLength": 64},
                         "bureau": {"type": "object", "nullable": true}
                     }
                 },
