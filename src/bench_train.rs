@@ -53,6 +53,8 @@ pub struct TrainBench {
 
 /// Collects applications and their true PD, writing them to the book in chunks.
 struct Loader {
+    truth: csv::Writer<std::fs::File>,
+    truth_path: PathBuf,
     apps: std::collections::HashMap<String, LoanApplication>,
     rows: Vec<(LoanApplication, bool)>,
     rng: rand_chacha::ChaCha8Rng,
@@ -76,6 +78,12 @@ impl Sink for Loader {
     fn truth(&mut self, t: &TruthRow) -> Result<(), SinkError> {
         if let Some(app) = self.apps.remove(&t.application_id) {
             let bad = self.rng.gen::<f64>() < t.true_pd;
+            self.truth
+                .write_record([t.application_id.as_str(), &t.true_pd.to_string()])
+                .map_err(|e| SinkError::Io {
+                    path: self.truth_path.clone(),
+                    source: std::io::Error::other(e),
+                })?;
             self.rows.push((app, bad));
             if self.rows.len() >= 20_000 {
                 self.flush()?;
@@ -84,6 +92,10 @@ impl Sink for Loader {
         Ok(())
     }
     fn finish(&mut self) -> Result<(), SinkError> {
+        self.truth.flush().map_err(|e| SinkError::Io {
+            path: self.truth_path.clone(),
+            source: e,
+        })?;
         self.flush()
     }
 }
@@ -225,8 +237,15 @@ pub async fn run(b: TrainBench, mut settings: Settings) -> anyhow::Result<()> {
     };
     let end = gen.end();
     let domain = settings.domain.clone();
+    let dir = tempfile::tempdir()?;
+    let truth_path = dir.path().join("ground_truth.csv");
+    let mut truth = csv::Writer::from_path(&truth_path)?;
+    let truth_file = truth_path.clone();
+    truth.write_record(["application_id", "true_pd"])?;
     let producer = tokio::task::spawn_blocking(move || {
         let mut sink = Loader {
+            truth,
+            truth_path: truth_file,
             apps: std::collections::HashMap::new(),
             rows: Vec::new(),
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(7),
@@ -258,7 +277,6 @@ pub async fn run(b: TrainBench, mut settings: Settings) -> anyhow::Result<()> {
     eprintln!("Loaded {loaded} loans in {load_seconds:.0} s; training …");
 
     settings.infra.database.url = Some(pg.url().clone());
-    let dir = tempfile::tempdir()?;
     let out = dir.path().join("pd.json");
     let args = TrainCli::try_parse_from([
         "train".into(),
@@ -278,6 +296,8 @@ pub async fn run(b: TrainBench, mut settings: Settings) -> anyhow::Result<()> {
         "pd-bench".into(),
         "--out".into(),
         out.display().to_string(),
+        "--truth".into(),
+        truth_path.display().to_string(),
     ])?
     .args;
     let t = Instant::now();
@@ -296,7 +316,7 @@ pub async fn run(b: TrainBench, mut settings: Settings) -> anyhow::Result<()> {
         let dsn = pg
             .url()
             .expose()
-            .replacen("postgres://", "postgresql://", 1);
+            .replacen("postgres://", "postgresql+psycopg2://", 1);
         let out = Command::new("python3")
             .arg(&b.peer)
             .args(["--dsn", &dsn, "--query", "SELECT * FROM bench_train_rows"])
@@ -330,6 +350,8 @@ pub async fn run(b: TrainBench, mut settings: Settings) -> anyhow::Result<()> {
                 "rows": pick("rows"),
                 "out_of_time_rows": pick("out_of_time_rows"),
                 "auc_out_of_time": pick("auc_mean"),
+                "true_pd_limit": pick("true_pd_limit"),
+                "calibration": pick("calibration"),
             },
             "peer": peer,
             "rounds": b.rounds,

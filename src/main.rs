@@ -12,6 +12,7 @@ mod bench_train;
 mod demo;
 mod edge_cmd;
 mod generate;
+mod ingest_cmd;
 mod settings;
 mod stages;
 mod train_db;
@@ -52,6 +53,9 @@ enum Command {
     /// Generate a synthetic loan history with known ground truth (a true PD per application),
     /// to files or to the Kafka topics; prints a summary with the best achievable AUC.
     Generate(generate::GenerateArgs),
+    /// Applications as an LOS sends them (JSON on the raw topic, or a JSON Lines file) checked
+    /// into the Avro applications topic; the rest dead-lettered with the reason.
+    Ingest(ingest_cmd::IngestArgs),
     /// Score applications from Kafka into decisions with reason codes (consumer group; scale
     /// out by running more).
     Score(stages::ScoreArgs),
@@ -102,6 +106,9 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(edge_cmd::serve(args, settings))
         }
         Command::Keys(k) => tokio::runtime::Runtime::new()?.block_on(edge_cmd::keys(k, settings)),
+        Command::Ingest(args) => {
+            tokio::runtime::Runtime::new()?.block_on(ingest_cmd::run(args, settings))
+        }
         Command::Score(args) => {
             tokio::runtime::Runtime::new()?.block_on(stages::score(args, settings))
         }

@@ -3,5 +3,8 @@
 //!
 //! # Layout
 //! - [`generator`]: `credit-risk generate`.
+//! - [`raw`]: `credit-risk ingest`: JSON applications from the raw topic or files, checked, to
+//!   the Avro topic; the rest dead-lettered.
 
 pub mod generator;
+pub mod raw;

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -582,29 +581,8 @@ impl Loop {
         let mut sends = Vec::with_capacity(rejected.len());
         for ((i, r), dlq) in rejected.iter().zip(&topics) {
             let Some(m) = batch.get(*i) else { continue };
-            let partition = m.partition.to_string();
-            let offset = m.offset.to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "source_topic",
-                    value: Some(&m.topic),
-                })
-                .insert(Header {
-                    key: "source_partition",
-                    value: Some(&partition),
-                })
-                .insert(Header {
-                    key: "source_offset",
-                    value: Some(&offset),
-                })
-                .insert(Header {
-                    key: "error_class",
-                    value: Some(r.class),
-                })
-                .insert(Header {
-                    key: "error_message",
-                    value: Some(&r.message),
-                });
+            let headers =
+                runtime::kafka::dlq_headers(&m.topic, m.partition, m.offset, r.class, &r.message);
             let mut record = FutureRecord::to(dlq).payload(&m.bytes).headers(headers);
             if let Some(k) = &m.key {
                 record = record.key(k);

@@ -37,6 +37,40 @@ pub fn consumer_config(brokers: &str, group: &str, session_timeout_ms: u32) -> C
     c
 }
 
+/// Dead-letter headers: where the message came from and why it was refused.
+pub fn dlq_headers(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    class: &str,
+    message: &str,
+) -> rdkafka::message::OwnedHeaders {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let partition = partition.to_string();
+    let offset = offset.to_string();
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "source_topic",
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: "source_partition",
+            value: Some(&partition),
+        })
+        .insert(Header {
+            key: "source_offset",
+            value: Some(&offset),
+        })
+        .insert(Header {
+            key: "error_class",
+            value: Some(class),
+        })
+        .insert(Header {
+            key: "error_message",
+            value: Some(message),
+        })
+}
+
 /// Consumer lag (messages) summed over the assigned partitions of a statistics report.
 pub fn consumer_lag(statistics: &rdkafka::statistics::Statistics) -> i64 {
     statistics

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use futures::future::try_join_all;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -183,29 +183,7 @@ fn score_batch(
 }
 
 fn dlq_headers(m: &OwnedMessage, class: &str, message: &str) -> OwnedHeaders {
-    let partition = m.partition().to_string();
-    let offset = m.offset().to_string();
-    OwnedHeaders::new()
-        .insert(Header {
-            key: "source_topic",
-            value: Some(m.topic()),
-        })
-        .insert(Header {
-            key: "source_partition",
-            value: Some(&partition),
-        })
-        .insert(Header {
-            key: "source_offset",
-            value: Some(&offset),
-        })
-        .insert(Header {
-            key: "error_class",
-            value: Some(class),
-        })
-        .insert(Header {
-            key: "error_message",
-            value: Some(message),
-        })
+    runtime::kafka::dlq_headers(m.topic(), m.partition(), m.offset(), class, message)
 }
 
 /// Run until `shutdown`: consume, score, produce, store offsets. Returns decisions produced.

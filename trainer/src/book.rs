@@ -87,37 +87,93 @@ pub async fn load_matured(
     .bind(cutoff)
     .bind(i32::try_from(window_months).unwrap_or(12))
     .fetch(pool);
-    while let Some(row) = stream
-        .try_next()
-        .await
-        .map_err(|e| format!("reading the book: {e}"))?
-    {
-        let payload: String = row.try_get(0).map_err(|e| e.to_string())?;
-        let disbursed: NaiveDate = row.try_get(1).map_err(|e| e.to_string())?;
-        let bad: bool = row.try_get(2).map_err(|e| e.to_string())?;
+    // Rows are parsed and their features computed on blocking threads, a chunk at a time, while
+    // the next rows stream in; chunks are absorbed in order, so the result is deterministic.
+    const CHUNK: usize = 8_192;
+    let mut chunk: Vec<(String, NaiveDate, bool)> = Vec::with_capacity(CHUNK);
+    let mut inflight: std::collections::VecDeque<tokio::task::JoinHandle<Result<Parsed, String>>> =
+        std::collections::VecDeque::new();
+    let mut absorb = |parsed: Parsed, data: &mut BookData, hash: &mut u64| {
+        for (k, x) in parsed.rows.chunks(features::LEN).enumerate() {
+            for v in x {
+                fnv(hash, &v.to_le_bytes());
+            }
+            fnv(hash, &[u8::from(parsed.labels[k] > 0.5)]);
+        }
+        data.rows.extend_from_slice(&parsed.rows);
+        data.labels.extend_from_slice(&parsed.labels);
+        data.months.extend_from_slice(&parsed.months);
+        data.application_ids.extend(parsed.ids);
+        if let Some((first, last)) = parsed.window {
+            data.window = Some(match data.window {
+                None => (first, last),
+                Some((f, _)) => (f, last),
+            });
+        }
+        progress(data.labels.len() as u64);
+    };
+    loop {
+        let row = stream
+            .try_next()
+            .await
+            .map_err(|e| format!("reading the book: {e}"))?;
+        let done = row.is_none();
+        if let Some(row) = row {
+            let payload: String = row.try_get(0).map_err(|e| e.to_string())?;
+            let disbursed: NaiveDate = row.try_get(1).map_err(|e| e.to_string())?;
+            let bad: bool = row.try_get(2).map_err(|e| e.to_string())?;
+            chunk.push((payload, disbursed, bad));
+        }
+        if chunk.len() == CHUNK || (done && !chunk.is_empty()) {
+            let work = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            inflight.push_back(tokio::task::spawn_blocking(move || parse_chunk(work)));
+        }
+        while inflight.len() > 2 || (done && !inflight.is_empty()) {
+            let Some(handle) = inflight.pop_front() else {
+                break;
+            };
+            let parsed = handle.await.map_err(|e| e.to_string())??;
+            absorb(parsed, &mut data, &mut hash);
+        }
+        if done {
+            break;
+        }
+    }
+    data.data_hash = format!("fnv1a64:{hash:016x}");
+    Ok(data)
+}
+
+/// One chunk of rows, parsed.
+struct Parsed {
+    rows: Vec<f32>,
+    labels: Vec<f32>,
+    months: Vec<i32>,
+    ids: Vec<String>,
+    window: Option<(NaiveDate, NaiveDate)>,
+}
+
+fn parse_chunk(chunk: Vec<(String, NaiveDate, bool)>) -> Result<Parsed, String> {
+    let mut p = Parsed {
+        rows: Vec::with_capacity(chunk.len() * features::LEN),
+        labels: Vec::with_capacity(chunk.len()),
+        months: Vec::with_capacity(chunk.len()),
+        ids: Vec::with_capacity(chunk.len()),
+        window: None,
+    };
+    for (payload, disbursed, bad) in chunk {
         let app: LoanApplication = serde_json::from_str(&payload)
             .map_err(|e| format!("a stored application does not parse: {e}"))?;
-        let x = features::compute(&app);
-        for v in &x {
-            fnv(&mut hash, &v.to_le_bytes());
-        }
-        fnv(&mut hash, &[u8::from(bad)]);
-        data.rows.extend_from_slice(&x);
-        data.labels.push(if bad { 1.0 } else { 0.0 });
-        data.application_ids.push(app.application_id.clone());
-        data.months
+        p.rows.extend_from_slice(&features::compute(&app));
+        p.labels.push(if bad { 1.0 } else { 0.0 });
+        p.months
             .push(disbursed.year() * 12 + i32::try_from(disbursed.month0()).unwrap_or(0));
-        data.window = Some(match data.window {
+        p.ids.push(app.application_id);
+        p.window = Some(match p.window {
             None => (disbursed, disbursed),
             Some((first, _)) => (first, disbursed),
         });
-        if data.labels.len() % 50_000 == 0 {
-            progress(data.labels.len() as u64);
-        }
     }
-    progress(data.labels.len() as u64);
-    data.data_hash = format!("fnv1a64:{hash:016x}");
-    Ok(data)
+    Ok(p)
 }
 
 /// Rows of the later origination months (`share` of the months, at least one) form the
