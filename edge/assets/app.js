@@ -52,6 +52,29 @@
     });
   }
 
+  // Prometheus text → {name: [{labels, value}]} for the few series the page shows.
+  function metrics(text) {
+    const out = {};
+    text.split("\n").forEach((line) => {
+      const m = line.match(/^([a-z_]+)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN|\+Inf)$/);
+      if (!m) return;
+      (out[m[1]] = out[m[1]] || []).push({ labels: m[2] || "", value: Number(m[3]) });
+    });
+    return out;
+  }
+  function quantile(buckets, q) {
+    if (!buckets || buckets.length === 0) return null;
+    const rows = buckets.map((b) => {
+      const le = (b.labels.match(/le="([^"]+)"/) || [])[1];
+      return { le: le === "+Inf" ? Infinity : Number(le), n: b.value };
+    }).filter((b) => !Number.isNaN(b.le)).sort((a, b) => a.le - b.le);
+    const total = rows[rows.length - 1].n;
+    if (!total) return null;
+    const hit = rows.find((r) => r.n >= q * total);
+    return hit && Number.isFinite(hit.le) ? hit.le : null;
+  }
+  let lastDate = null, lastDateSeen = Date.now(), drift = null, driftAt = 0;
+
   async function refresh() {
     if (!key) {
       alerts([["info", "Paste an analyst or admin API key above (credit-risk demo prints them)."]]);
@@ -67,6 +90,16 @@
         api("/api/models"),
       ]);
       const s = summary.summary;
+      const m = metrics(await fetch("/metrics").then((r) => r.text()).catch(() => ""));
+      const latency = m.scorer_end_to_end_seconds_bucket;
+      const p50 = quantile(latency, 0.5), p99 = quantile(latency, 0.99);
+      const lag = (m.scorer_consumer_lag_messages || []).concat(m.aggregator_consumer_lag_messages || [])
+        .reduce((n, x) => n + Math.max(0, x.value), 0);
+      if (Date.now() - driftAt > 60000) {
+        drift = await api("/api/models/drift?applications=5000").catch(() => null);
+        driftAt = Date.now();
+      }
+      if (s.business_date !== lastDate) { lastDate = s.business_date; lastDateSeen = Date.now(); }
       $("asof").textContent = "as of " + s.business_date;
       const tiles = [
         ["Loans (active)", s.total_loans.toLocaleString() + " (" + s.active_loans.toLocaleString() + ")"],
@@ -79,6 +112,8 @@
         ["Default rate", pct(s.default_rate)],
         ["Approval rate", pct(s.approval_rate)],
         ["Champion", (models.serving && models.serving.champion) || "none"],
+        ["Decision latency p50 / p99", p50 === null ? "n/a" : (1000 * p50).toFixed(0) + " / " + (p99 === null ? ">" : (1000 * p99).toFixed(0)) + " ms"],
+        ["Consumer lag", lag.toLocaleString() + " messages"],
       ];
       $("tiles").innerHTML = "";
       tiles.forEach(([l, v]) => {
@@ -114,6 +149,12 @@
         { label: "outstanding (₹ lakh)", data: conc.by_purpose.groups.map((g) => g.outstanding / 1e7) },
         { label: "NPA (₹ lakh)", data: conc.by_purpose.groups.map((g) => g.npa_amount / 1e7) },
       ] } });
+      if (drift && drift.features) {
+        const top = drift.features.slice(0, 12);
+        chart("psi", { type: "bar", data: { labels: top.map((f) => f.feature), datasets: [
+          { label: "PSI (0.1 moderate, 0.25 significant)", data: top.map((f) => f.psi) },
+        ] } });
+      }
       const body = $("modeltable").querySelector("tbody");
       body.innerHTML = "";
       models.models.forEach((m) => {
@@ -125,6 +166,11 @@
       const warn = [];
       if (s.npa_ratio > 0.05) warn.push(["", "Gross NPA ratio " + pct(s.npa_ratio) + " is above 5%"]);
       if (trend.length === 0) warn.push(["", "No business day has been closed yet"]);
+      if (Date.now() - lastDateSeen > 10 * 60000) warn.push(["", "No day-end for 10 minutes (last closed " + lastDate + ")"]);
+      const drifting = drift && drift.features && drift.applications >= 500
+        ? drift.features.filter((f) => f.psi >= 0.25) : [];
+      if (drifting.length) warn.push(["", "PSI ≥ 0.25 on " + drifting.map((f) => f.feature).join(", ") + ": review the model"]);
+      if (lag > 10000) warn.push(["", "Consumer lag " + lag.toLocaleString() + " messages"]);
       alerts(warn);
       document.body.dataset.loaded = "true";
     } catch (e) {

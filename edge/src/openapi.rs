@@ -52,9 +52,9 @@ fn query_params(path: &str) -> Vec<Value> {
             ),
         ],
         "/api/models/drift" => vec![q(
-            "days",
-            json!({"type": "integer", "minimum": 1, "maximum": 366}),
-            "days of applications",
+            "applications",
+            json!({"type": "integer", "minimum": 100, "maximum": 100000}),
+            "the most recent applications to compare",
         )],
         "/api/portfolio/stress-test" => Vec::new(),
         p if p.starts_with("/api/portfolio/") => vec![as_of],

@@ -57,7 +57,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/api/portfolio/trend", roles: ANALYSE, summary: "Daily NPA, PAR and ECL trend" },
     Route { method: "POST", path: "/api/portfolio/stress-test", roles: ANALYSE, summary: "PD and LGD shocks: stressed IFRS 9 stages, ECL and projected NPA" },
     Route { method: "GET", path: "/api/models", roles: ANALYSE, summary: "Model registry" },
-    Route { method: "GET", path: "/api/models/drift", roles: ANALYSE, summary: "PSI per feature of recent applications against the champion's training distribution" },
+    Route { method: "GET", path: "/api/models/drift", roles: ANALYSE, summary: "PSI per feature of the latest applications against the champion's training distribution" },
     Route { method: "GET", path: "/api/models/{version}", roles: ANALYSE, summary: "One model: metrics, comparison, importance" },
     Route { method: "POST", path: "/api/models/{version}/promote", roles: ADMIN, summary: "Promote a model to champion or challenger (admin)" },
 ];

@@ -230,7 +230,7 @@ fn the_demo_comes_up_and_serves_the_seed_api_the_dashboard_and_live_decisions_wi
             > st["baseline"]["npa_amount"].as_i64().unwrap(),
         "{st}"
     );
-    let (s, drift) = get_json(&addr, "/api/models/drift?days=30", &analyst);
+    let (s, drift) = get_json(&addr, "/api/models/drift?applications=2000", &analyst);
     assert_eq!(s, 200, "{drift}");
     assert!(drift["applications"].as_i64().unwrap() > 0, "{drift}");
     assert!(!drift["features"].as_array().unwrap().is_empty());
@@ -297,7 +297,9 @@ fn the_demo_comes_up_and_serves_the_seed_api_the_dashboard_and_live_decisions_wi
         dom.contains("data-loaded=\"true\""),
         "the dashboard did not load its data"
     );
-    for chart in ["trend", "dpd", "vintage", "purpose", "classes", "approval"] {
+    for chart in [
+        "trend", "dpd", "vintage", "purpose", "classes", "approval", "psi",
+    ] {
         let marker = format!("data-chart=\"{chart}\"");
         let tag = dom
             .split("<canvas")

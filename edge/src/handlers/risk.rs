@@ -113,21 +113,20 @@ pub async fn stress_test(edge: Arc<Edge>, _who: Principal, body: serde_json::Val
     }))
 }
 
-/// `?days=` of a drift report.
+/// `?applications=` of a drift report.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct DriftQuery {
-    /// Applications submitted in the last this many days (default 30, at most 366), counted
-    /// back from the latest application.
-    pub days: Option<i64>,
+    /// The most recently submitted applications to compare (default 5,000, 100-100,000).
+    pub applications: Option<i64>,
 }
 
-/// PSI per feature of recent applications against the champion's training distribution.
+/// PSI per feature of the latest applications against the champion's training distribution.
 pub async fn drift(edge: Arc<Edge>, _who: Principal, q: DriftQuery) -> Answer {
-    let days = q.days.unwrap_or(30);
-    if !(1..=366).contains(&days) {
+    let limit = q.applications.unwrap_or(5_000);
+    if !(100..=100_000).contains(&limit) {
         return Err(ApiError::invalid_field(
-            "days",
-            "days must be between 1 and 366",
+            "applications",
+            "applications must be between 100 and 100000",
         ));
     }
     let Some(models) = edge.models.borrow().clone() else {
@@ -136,14 +135,11 @@ pub async fn drift(edge: Arc<Edge>, _who: Principal, q: DriftQuery) -> Answer {
         ));
     };
     let artifact = &models.champion.artifact;
-    let rows: Vec<serde_json::Value> = sqlx::query_scalar(
-        "SELECT payload FROM applications \
-         WHERE submitted_at > (SELECT max(submitted_at) FROM applications) - make_interval(days => $1) \
-         ORDER BY submitted_at DESC LIMIT 100000",
-    )
-    .bind(i32::try_from(days).unwrap_or(30))
-    .fetch_all(&edge.pool)
-    .await?;
+    let rows: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT payload FROM applications ORDER BY submitted_at DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&edge.pool)
+            .await?;
     let mut window =
         scorer::psi::PsiWindow::new(&artifact.feature_distributions, rows.len().max(1));
     let mut n = 0usize;
@@ -176,7 +172,7 @@ pub async fn drift(edge: Arc<Edge>, _who: Principal, q: DriftQuery) -> Answer {
     ok(&serde_json::json!({
         "model_version": artifact.model_version,
         "applications": n,
-        "days": days,
+        "requested": limit,
         "thresholds": { "moderate": 0.1, "significant": 0.25 },
         "features": features,
     }))
