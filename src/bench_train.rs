@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Args, Parser};
+use clap::Args;
 use ingest::generator::sink::{Sink, SinkError, TruthRow};
 use ingest::generator::{generate, GeneratorSettings};
 use rand::{Rng, SeedableRng};
@@ -152,19 +152,13 @@ async fn write_chunk(pool: &PgPool, rows: &[(LoanApplication, bool)]) -> anyhow:
         "INSERT INTO loans (loan_id, application_id, customer_id, principal, interest_rate_bps, \
            tenure_months, emi, instalments, disbursed_on, first_due_on, maturity_on, \
            collateral_value, purpose) \
-         SELECT 'L' || id, id, c, amt, r, t, amt / t, t, at::date + 3, at::date + 33, \
-           at::date + 33 + 30 * t, col, p \
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int8[], \
-           $6::int4[], $7::int4[], $8::int8[]) AS x(id, c, at, p, amt, t, r, col)",
+         SELECT 'L' || application_id, application_id, customer_id, amount, interest_rate_bps, \
+           tenure_months, amount / tenure_months, tenure_months, submitted_at::date + 3, \
+           submitted_at::date + 33, submitted_at::date + 33 + 30 * tenure_months, \
+           collateral_value, purpose \
+         FROM applications WHERE application_id = ANY($1)",
     )
     .bind(&ids)
-    .bind(&customers)
-    .bind(&at)
-    .bind(&purpose)
-    .bind(&amount)
-    .bind(&tenure)
-    .bind(&rate)
-    .bind(&collateral)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -199,12 +193,6 @@ async fn write_chunk(pool: &PgPool, rows: &[(LoanApplication, bool)]) -> anyhow:
     query.bind(target).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
-}
-
-#[derive(Parser)]
-struct TrainCli {
-    #[command(flatten)]
-    args: crate::stages::TrainArgs,
 }
 
 /// Run the benchmark; prints one JSON line.
@@ -278,7 +266,7 @@ pub async fn run(b: TrainBench, mut settings: Settings) -> anyhow::Result<()> {
 
     settings.infra.database.url = Some(pg.url().clone());
     let out = dir.path().join("pd.json");
-    let args = TrainCli::try_parse_from([
+    let args = crate::stages::TrainArgs::from_words([
         "train".into(),
         "--from-db".into(),
         "--promote-if-better".into(),
@@ -298,8 +286,7 @@ pub async fn run(b: TrainBench, mut settings: Settings) -> anyhow::Result<()> {
         out.display().to_string(),
         "--truth".into(),
         truth_path.display().to_string(),
-    ])?
-    .args;
+    ])?;
     let t = Instant::now();
     let report = crate::stages::train_report(args, settings.clone()).await?;
     let ours_seconds = t.elapsed().as_secs_f64();

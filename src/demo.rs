@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{Months, NaiveDate};
-use clap::{Args, Parser};
+use clap::Args;
 use edge::decisions::{DecisionWaiter, Wait};
 use ingest::generator::kafka::{GeneratorTopics, KafkaSink};
 use ingest::generator::sink::{Sink, SinkError, TruthRow, TruthSink};
@@ -94,16 +94,10 @@ pub struct DemoArgs {
     exit_after_days: Option<u32>,
 }
 
-#[derive(Parser)]
-struct TrainCli {
-    #[command(flatten)]
-    args: crate::stages::TrainArgs,
-}
-
 fn train_args(rounds: u32, tag: &str) -> anyhow::Result<crate::stages::TrainArgs> {
     let out = format!("var/demo/models/pd-{tag}.json");
     let version = format!("pd-demo-{tag}-{}", chrono::Utc::now().timestamp());
-    Ok(TrainCli::try_parse_from([
+    crate::stages::TrainArgs::from_words([
         "train",
         "--from-db",
         "--promote-if-better",
@@ -113,8 +107,7 @@ fn train_args(rounds: u32, tag: &str) -> anyhow::Result<crate::stages::TrainArgs
         &out,
         "--version",
         &version,
-    ])?
-    .args)
+    ])
 }
 
 /// Run the demo until Ctrl-C (or `--exit-after-days`).

@@ -243,6 +243,25 @@ pub struct TrainArgs {
     pub(crate) publish: bool,
 }
 
+#[derive(clap::Parser)]
+struct TrainCli {
+    #[command(flatten)]
+    args: TrainArgs,
+}
+
+impl TrainArgs {
+    /// Train flags from words, as on the command line (`["train", "--from-db", …]`), for the
+    /// commands that run a training themselves (demo, benchmarks).
+    pub(crate) fn from_words<I, T>(words: I) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser;
+        Ok(TrainCli::try_parse_from(words)?.args)
+    }
+}
+
 /// `train --from-db` returning its report (benchmarks).
 pub async fn train_report(
     args: TrainArgs,

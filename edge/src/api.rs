@@ -60,6 +60,16 @@ pub fn parse<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<
     })
 }
 
+/// Whole years from `dob` to `on`.
+pub fn age_on(dob: NaiveDate, on: NaiveDate) -> i32 {
+    use chrono::Datelike;
+    let mut years = on.year() - dob.year();
+    if (on.month(), on.day()) < (dob.month(), dob.day()) {
+        years -= 1;
+    }
+    years
+}
+
 /// A path id that cannot name anything stored is simply not found.
 pub fn known_id(kind: &str, id: &str) -> Result<(), ApiError> {
     if schemas::validate::valid_id(id) || (kind == "model" && valid_version(id)) {

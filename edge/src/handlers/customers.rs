@@ -89,16 +89,6 @@ pub async fn get(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     ok(&view(&row, who.role.sees_personal_data())?)
 }
 
-/// Whole years from `dob` to `on`.
-fn age_on(dob: chrono::NaiveDate, on: chrono::NaiveDate) -> i32 {
-    use chrono::Datelike;
-    let mut years = on.year() - dob.year();
-    if (on.month(), on.day()) < (dob.month(), dob.day()) {
-        years -= 1;
-    }
-    years
-}
-
 /// A registration body → the event, checked field by field.
 pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> {
     let customer_id = match &body.customer_id {
@@ -154,7 +144,7 @@ pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> 
     };
     let age = match (body.age, body.date_of_birth) {
         (Some(a), _) => Some(a),
-        (None, Some(dob)) => Some(age_on(dob, Utc::now().date_naive())),
+        (None, Some(dob)) => Some(api::age_on(dob, Utc::now().date_naive())),
         (None, None) => None,
     };
     if age.is_none_or(|a| !(18..=100).contains(&a)) {

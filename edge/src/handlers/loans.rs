@@ -72,15 +72,7 @@ async fn from_seed(edge: &Edge, seed: SeedApply) -> Result<LoanApplication, ApiE
     let age: Option<i32> = row.try_get(0)?;
     let dob: Option<chrono::NaiveDate> = row.try_get(1)?;
     let age = age
-        .or_else(|| {
-            dob.map(|d| {
-                use chrono::Datelike;
-                let today = Utc::now().date_naive();
-                today.year()
-                    - d.year()
-                    - i32::from((today.month(), today.day()) < (d.month(), d.day()))
-            })
-        })
+        .or_else(|| dob.map(|d| api::age_on(d, Utc::now().date_naive())))
         .unwrap_or(0);
     let purpose = api::purpose(&seed.loan_purpose).ok_or_else(|| {
         ApiError::invalid_field(
