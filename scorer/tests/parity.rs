@@ -58,6 +58,12 @@ fn check(params: XgbParams) {
         worst_p = worst_p.max((f64::from(p) - f64::from(theirs[i])).abs());
         let phi = explainer.contributions(&model, row);
         let expected = &contribs[i * width..(i + 1) * width];
+        for (table, recursive) in phi
+            .iter()
+            .zip(explainer.contributions_recursive(&model, row))
+        {
+            worst_phi = worst_phi.max((table - recursive).abs());
+        }
         for (mine, xgb) in phi.iter().zip(expected) {
             worst_phi = worst_phi.max((mine - f64::from(*xgb)).abs());
         }

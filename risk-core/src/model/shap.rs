@@ -1,6 +1,23 @@
-//! Exact path-dependent TreeSHAP (Lundberg, Erion & Lee 2018, Algorithm 2), as XGBoost computes
-//! its `pred_contribs`: per-feature contributions in log-odds that, with the bias (base margin
-//! plus each tree's cover-weighted mean), sum to the margin.
+//! Exact path-dependent TreeSHAP, as XGBoost computes its `pred_contribs`: per-feature
+//! contributions in log-odds that, with the bias (base margin plus each tree's cover-weighted
+//! mean), sum to the margin.
+//!
+//! # How it is computed
+//! A leaf `l` with value `v` whose root path tests the distinct features `P` (`d = |P|`) gives
+//! feature `i ∈ P`
+//!
+//! ```text
+//! φ_i += v · (o_i − z_i) · Σ_{S ⊆ P∖{i}} |S|!(d−1−|S|)!/d! · Π_{j∈S} o_j · Π_{j∈P∖S∖{i}} z_j
+//! ```
+//!
+//! where `z_j` is the share of training cover that follows the path at `j`'s splits and `o_j`
+//! is 1 when the row follows the path at every split on `j`, else 0 (Lundberg, Erion & Lee 2018).
+//! Because every `o_j` is 0 or 1, a leaf's contributions depend only on which of its `d`
+//! features the row follows: one of `2^d` patterns. [`Explainer::new`] evaluates the sum for
+//! every pattern of every leaf once (the idea of Fast TreeSHAP v2, Yang 2021); explaining a row
+//! is then one pass over each tree's nodes to find each leaf's pattern, and one table row per
+//! leaf. A tree whose paths test more than [`MAX_TABLE_FEATURES`] distinct features is
+//! explained by the recursive algorithm (Algorithm 2 of the paper, as in XGBoost) instead.
 
 use super::ensemble::{Ensemble, Tree};
 
@@ -154,12 +171,381 @@ fn mean_value(tree: &Tree, node: usize) -> f64 {
         / f64::from(n.cover)
 }
 
+/// Deepest distinct-feature count per path explained from tables (each leaf holds
+/// `2^d · d` values).
+pub const MAX_TABLE_FEATURES: usize = 8;
+
+/// An internal node as the table walk needs it.
+#[derive(Debug, Clone, Copy)]
+struct WalkNode {
+    threshold: f32,
+    feature: u16,
+    id: u16,
+    left: u16,
+    right: u16,
+    /// Position of this node's feature among the distinct features of its root path.
+    pos: u8,
+    default_left: bool,
+}
+
+/// What one table row is looked up for: the leaves of a subtree of height at most two.
+///
+/// A leaf's row is chosen by its pattern (the bits of its path positions the row follows).
+/// The leaves below a node share that node's pattern and differ only in the directions taken
+/// at the node and its children, so their contributions are stored summed, chosen by the
+/// anchor's pattern and those directions: one lookup for up to four leaves.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    /// The subtree's root (a leaf on its own is its own anchor).
+    anchor: u32,
+    /// Bits of the anchor's path positions.
+    mask: u32,
+    /// Nodes whose direction is part of the index, the anchor first; unused slots point to a
+    /// node state that is always zero.
+    directions: [u32; MAX_DIRECTIONS],
+    /// How many of `directions` are used.
+    used: u32,
+    /// Features of the row's columns; padding column `k` points to slot `num_features + k`.
+    features: [u16; MAX_TABLE_FEATURES],
+    offset: u32,
+}
+
+/// Direction bits in a unit's index: its anchor and the anchor's two children.
+const MAX_DIRECTIONS: usize = 3;
+
+/// One tree explained by pattern lookup.
+#[derive(Debug, Clone)]
+struct TableTree {
+    /// Internal nodes, parents before children.
+    nodes: Vec<WalkNode>,
+    units: Vec<Unit>,
+    /// Columns per row (the most distinct features of any path), at most [`MAX_TABLE_FEATURES`].
+    width: usize,
+}
+
+#[derive(Debug, Clone)]
+enum TreeExplainer {
+    Table(TableTree),
+    /// Index of the tree in the ensemble, explained recursively.
+    Recursive(usize),
+}
+
+/// `s! (d−1−s)! / d!` for `s < d`.
+fn shapley_weight(s: usize, d: usize) -> f64 {
+    let fact = |n: usize| (1..=n).map(|k| k as f64).product::<f64>();
+    fact(s) * fact(d - 1 - s) / fact(d)
+}
+
+/// Contributions of one leaf for every pattern: `2^d` rows of `d` values.
+fn leaf_table(value: f64, z: &[f64]) -> Vec<f64> {
+    let d = z.len();
+    let weights: Vec<f64> = (0..d).map(|s| shapley_weight(s, d)).collect();
+    let mut out = Vec::with_capacity((1 << d) * d);
+    for pattern in 0usize..(1 << d) {
+        for i in 0..d {
+            let o = if pattern & (1 << i) != 0 { 1.0 } else { 0.0 };
+            let others = pattern & !(1 << i);
+            // Σ over S ⊆ others of w(|S|) · Π_{j ∉ S, j ≠ i} z_j, by submask enumeration.
+            let mut total = 0.0;
+            let mut s = others;
+            loop {
+                let mut product = 1.0;
+                for (j, zj) in z.iter().enumerate() {
+                    if j != i && s & (1 << j) == 0 {
+                        product *= zj;
+                    }
+                }
+                total += weights[s.count_ones() as usize] * product;
+                if s == 0 {
+                    break;
+                }
+                s = (s - 1) & others;
+            }
+            out.push(value * (o - z[i]) * total);
+        }
+    }
+    out
+}
+
+/// A node's root path: its distinct features and the cover share of each.
+#[derive(Debug, Clone, Default)]
+struct Path {
+    features: Vec<u32>,
+    z: Vec<f64>,
+}
+
+impl Path {
+    /// The path to a child of `node` (position `pos`) taking a cover share `share`.
+    fn child(&self, node: &super::ensemble::Node, pos: usize, share: f64) -> Path {
+        let mut next = self.clone();
+        if pos == next.features.len() {
+            next.features.push(node.feature);
+            next.z.push(share);
+        } else {
+            next.z[pos] *= share;
+        }
+        next
+    }
+}
+
+/// Build a tree's tables, or `None` when a path has too many distinct features.
+/// `zero_state` is a state slot no tree writes (units' unused direction slots read it).
+fn table_tree(
+    tree: &Tree,
+    num_features: usize,
+    zero_state: usize,
+    table: &mut Vec<f32>,
+) -> Option<TableTree> {
+    let n = tree.nodes.len();
+    let mut paths: Vec<Path> = vec![Path::default(); n];
+    let mut pos = vec![0usize; n];
+    let mut nodes = Vec::new();
+    // Node ids grow from parent to child: one forward pass sees every parent first.
+    for i in 0..n {
+        let node = &tree.nodes[i];
+        if node.is_leaf() {
+            continue;
+        }
+        let path = &paths[i];
+        pos[i] = path
+            .features
+            .iter()
+            .position(|f| *f == node.feature)
+            .unwrap_or(path.features.len());
+        if pos[i] >= MAX_TABLE_FEATURES {
+            return None;
+        }
+        let cover = f64::from(node.cover);
+        for child in [node.left as usize, node.right as usize] {
+            let share = f64::from(tree.nodes[child].cover) / cover;
+            paths[child] = paths[i].child(node, pos[i], share);
+        }
+        nodes.push(WalkNode {
+            threshold: node.value,
+            feature: u16::try_from(node.feature).ok()?,
+            id: u16::try_from(i).ok()?,
+            left: u16::try_from(node.left).ok()?,
+            right: u16::try_from(node.right).ok()?,
+            pos: pos[i] as u8,
+            default_left: node.default_left,
+        });
+    }
+    let width = paths.iter().map(|p| p.features.len()).max().unwrap_or(0);
+    let pad = u16::try_from(num_features).ok()?;
+    let mut padding = [0u16; MAX_TABLE_FEATURES];
+    for (k, slot) in padding.iter_mut().enumerate() {
+        *slot = pad + k as u16;
+    }
+    let zero_state = u32::try_from(zero_state).ok()?;
+    let start = table.len();
+    let mut units = Vec::new();
+    let mut pending = vec![0usize];
+    while let Some(anchor) = pending.pop() {
+        match subtree_unit(tree, &paths, &pos, anchor, width) {
+            Some(unit) => {
+                let mut features = padding;
+                for (slot, f) in features.iter_mut().zip(&unit.columns) {
+                    *slot = u16::try_from(*f).ok()?;
+                }
+                let mut directions = [zero_state; MAX_DIRECTIONS];
+                for (slot, d) in directions.iter_mut().zip(&unit.directions) {
+                    *slot = u32::try_from(*d).ok()?;
+                }
+                let offset = u32::try_from(table.len()).ok()?;
+                for row in unit.rows {
+                    table.extend(row.iter().map(|v| *v as f32));
+                    table.extend(std::iter::repeat_n(0.0, width - row.len()));
+                }
+                units.push(Unit {
+                    anchor: u32::try_from(anchor).ok()?,
+                    mask: (1u32 << paths[anchor].features.len()) - 1,
+                    directions,
+                    used: unit.directions.len() as u32,
+                    features,
+                    offset,
+                });
+            }
+            None => {
+                let node = &tree.nodes[anchor];
+                pending.push(node.right as usize);
+                pending.push(node.left as usize);
+            }
+        }
+    }
+    if n == 1 {
+        // A single leaf contributes to the bias only.
+        table.truncate(start);
+        units.clear();
+    }
+    Some(TableTree {
+        nodes,
+        units,
+        width,
+    })
+}
+
+/// A unit's contents before it is packed.
+struct SubtreeUnit {
+    directions: Vec<usize>,
+    columns: Vec<u32>,
+    rows: Vec<Vec<f64>>,
+}
+
+/// The unit for the subtree at `anchor` when it has height at most two and its features fit
+/// in `width` columns, else `None` (its children are tried instead).
+fn subtree_unit(
+    tree: &Tree,
+    paths: &[Path],
+    pos: &[usize],
+    anchor: usize,
+    width: usize,
+) -> Option<SubtreeUnit> {
+    let root = &tree.nodes[anchor];
+    let mut directions = Vec::new();
+    // Each leaf with its route from the anchor: (node, went left) per split.
+    let mut leaves: Vec<(usize, Vec<(usize, bool)>)> = Vec::new();
+    if root.is_leaf() {
+        leaves.push((anchor, Vec::new()));
+    } else {
+        directions.push(anchor);
+        for (child, went_left) in [(root.left as usize, true), (root.right as usize, false)] {
+            let c = &tree.nodes[child];
+            if c.is_leaf() {
+                leaves.push((child, vec![(anchor, went_left)]));
+                continue;
+            }
+            let (l, r) = (&tree.nodes[c.left as usize], &tree.nodes[c.right as usize]);
+            if !l.is_leaf() || !r.is_leaf() {
+                return None;
+            }
+            directions.push(child);
+            leaves.push((c.left as usize, vec![(anchor, went_left), (child, true)]));
+            leaves.push((c.right as usize, vec![(anchor, went_left), (child, false)]));
+        }
+    }
+    let mut columns = paths[anchor].features.clone();
+    for (leaf, _) in &leaves {
+        for f in &paths[*leaf].features {
+            if !columns.contains(f) {
+                columns.push(*f);
+            }
+        }
+    }
+    if columns.len() > width {
+        return None;
+    }
+    let bits = paths[anchor].features.len();
+    let tables: Vec<Vec<f64>> = leaves
+        .iter()
+        .map(|(leaf, _)| leaf_table(f64::from(tree.nodes[*leaf].value), &paths[*leaf].z))
+        .collect();
+    let mut rows = Vec::with_capacity(1 << (bits + directions.len()));
+    for index in 0usize..(1 << (bits + directions.len())) {
+        let pattern = index >> directions.len();
+        let mut row = vec![0.0; columns.len()];
+        for ((leaf, route), values) in leaves.iter().zip(&tables) {
+            // The leaf's pattern: the anchor's, then each split on the way down.
+            let mut p = pattern;
+            let mut known = bits;
+            for (node, went_left) in route {
+                let k = directions.iter().position(|d| d == node).unwrap_or(0);
+                let goes_left = index >> (directions.len() - 1 - k) & 1 == 1;
+                let follows = goes_left == *went_left;
+                let at = pos[*node];
+                if at == known {
+                    p |= usize::from(follows) << at;
+                    known += 1;
+                } else if !follows {
+                    p &= !(1 << at);
+                }
+            }
+            let d = paths[*leaf].features.len();
+            for (c, f) in paths[*leaf].features.iter().enumerate() {
+                let column = columns.iter().position(|x| x == f).unwrap_or(0);
+                row[column] += values[p * d + c];
+            }
+        }
+        rows.push(row);
+    }
+    Some(SubtreeUnit {
+        directions,
+        columns,
+        rows,
+    })
+}
+
+/// Accumulators used in turn by successive table rows.
+const BANKS: usize = 4;
+
+/// The high bit of a node's state: the row goes left at that node.
+const LEFT_BIT: u32 = 1 << 31;
+
+impl TableTree {
+    /// Add this tree's contributions for `x` to `banks`: [`BANKS`] accumulators of `stride`
+    /// slots (the features, then one padding slot per column), used in turn so that successive
+    /// additions to the same feature do not wait on each other. `state` is scratch of the
+    /// tree's size.
+    #[inline]
+    fn add(&self, table: &[f32], x: &[f32], banks: &mut [f64], stride: usize, state: &mut [u32]) {
+        // Per node: the path positions where the row has left the path, and its direction.
+        state[0] = 0;
+        for n in &self.nodes {
+            let v = x[usize::from(n.feature)];
+            let left = (v < n.threshold) | (v.is_nan() & n.default_left);
+            let bit = 1u32 << n.pos;
+            let here = state[usize::from(n.id)];
+            let left_bits = u32::from(left).wrapping_neg();
+            state[usize::from(n.left)] = here | (bit & !left_bits);
+            state[usize::from(n.right)] = here | (bit & left_bits);
+            state[usize::from(n.id)] = here | (LEFT_BIT & left_bits);
+        }
+        match self.width {
+            1 => self.add_units::<1>(table, banks, stride, state),
+            2 => self.add_units::<2>(table, banks, stride, state),
+            3 => self.add_units::<3>(table, banks, stride, state),
+            4 => self.add_units::<4>(table, banks, stride, state),
+            5 => self.add_units::<5>(table, banks, stride, state),
+            6 => self.add_units::<6>(table, banks, stride, state),
+            7 => self.add_units::<7>(table, banks, stride, state),
+            _ => self.add_units::<MAX_TABLE_FEATURES>(table, banks, stride, state),
+        }
+    }
+
+    /// The table rows of this tree's units, `W` columns each.
+    #[inline]
+    fn add_units<const W: usize>(
+        &self,
+        table: &[f32],
+        banks: &mut [f64],
+        stride: usize,
+        state: &[u32],
+    ) {
+        for (j, unit) in self.units.iter().enumerate() {
+            let pattern = unit.mask & !state[unit.anchor as usize];
+            let [a, b, c] = unit.directions.map(|d| state[d as usize] >> 31);
+            let turns = ((a << 2) | (b << 1) | c) >> (MAX_DIRECTIONS as u32 - unit.used);
+            let index = (pattern << unit.used) | turns;
+            let row = unit.offset as usize + index as usize * W;
+            let Some(values) = table.get(row..row + W) else {
+                continue;
+            };
+            let bank = (j % BANKS) * stride;
+            for k in 0..W {
+                banks[bank + usize::from(unit.features[k])] += f64::from(values[k]);
+            }
+        }
+    }
+}
+
 /// Precomputed per-model data for explanations.
 #[derive(Debug, Clone)]
 pub struct Explainer {
     /// Expected value of the margin: base margin + Σ tree means. The bias of every explanation.
     pub bias: f64,
     buffer_len: usize,
+    trees: Vec<TreeExplainer>,
+    table: Vec<f32>,
+    max_nodes: usize,
 }
 
 impl Explainer {
@@ -168,20 +554,185 @@ impl Explainer {
         let bias = f64::from(model.base_margin)
             + model.trees.iter().map(|t| mean_value(t, 0)).sum::<f64>();
         let d = model.max_depth() + 4;
+        let max_nodes = model.trees.iter().map(|t| t.nodes.len()).max().unwrap_or(0);
+        let mut table = Vec::new();
+        let trees = model
+            .trees
+            .iter()
+            .enumerate()
+            .map(
+                |(k, t)| match table_tree(t, model.num_features, max_nodes, &mut table) {
+                    Some(walk) => TreeExplainer::Table(walk),
+                    None => TreeExplainer::Recursive(k),
+                },
+            )
+            .collect();
+        table.shrink_to_fit();
         Self {
             bias,
             buffer_len: d * (d + 1) / 2,
+            trees,
+            table,
+            max_nodes,
         }
+    }
+
+    /// Bytes held by the precomputed tables.
+    pub fn table_bytes(&self) -> usize {
+        self.table.len() * std::mem::size_of::<f32>()
     }
 
     /// SHAP contributions of each feature to the margin of `x` (log-odds). With
     /// [`Explainer::bias`] they sum to the margin.
     pub fn contributions(&self, model: &Ensemble, x: &[f32]) -> Vec<f64> {
+        if x.len() < model.num_features {
+            // Features past the row's end are missing.
+            let mut padded = x.to_vec();
+            padded.resize(model.num_features, f32::NAN);
+            return self.contributions(model, &padded);
+        }
+        let mut phi = vec![0.0; model.num_features];
+        let stride = model.num_features + MAX_TABLE_FEATURES;
+        let mut banks = vec![0.0; BANKS * stride];
+        // One slot past the nodes stays zero for units' unused direction slots.
+        let mut state = vec![0u32; self.max_nodes + 1];
+        let mut buffer = Vec::new();
+        for tree in &self.trees {
+            match tree {
+                TreeExplainer::Table(walk) => {
+                    walk.add(&self.table, x, &mut banks, stride, &mut state);
+                }
+                TreeExplainer::Recursive(k) => {
+                    if buffer.is_empty() {
+                        buffer = vec![PathElement::default(); self.buffer_len];
+                    }
+                    recurse(
+                        &model.trees[*k],
+                        x,
+                        &mut phi,
+                        0,
+                        0,
+                        &mut buffer,
+                        0,
+                        1.0,
+                        1.0,
+                        -1,
+                    );
+                }
+            }
+        }
+        for bank in banks.chunks(stride) {
+            for (p, b) in phi.iter_mut().zip(bank) {
+                *p += b;
+            }
+        }
+        phi
+    }
+
+    /// The same contributions by the recursive algorithm for every tree (a reference for tests).
+    pub fn contributions_recursive(&self, model: &Ensemble, x: &[f32]) -> Vec<f64> {
         let mut phi = vec![0.0; model.num_features];
         let mut buffer = vec![PathElement::default(); self.buffer_len];
         for tree in &model.trees {
             recurse(tree, x, &mut phi, 0, 0, &mut buffer, 0, 1.0, 1.0, -1);
         }
         phi
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ensemble::Node;
+
+    fn split(feature: u32, threshold: f32, left: i32, right: i32, cover: f32) -> Node {
+        Node {
+            left,
+            right,
+            feature,
+            value: threshold,
+            default_left: feature % 2 == 0,
+            cover,
+        }
+    }
+
+    fn leaf(value: f32, cover: f32) -> Node {
+        Node {
+            left: -1,
+            right: -1,
+            feature: 0,
+            value,
+            default_left: false,
+            cover,
+        }
+    }
+
+    /// A chain testing `features` distinct features, one per level, with a leaf beside each.
+    fn chain(features: u32) -> Tree {
+        let mut nodes = Vec::new();
+        let mut cover = 1000.0;
+        for f in 0..features {
+            let i = nodes.len() as i32;
+            nodes.push(split(f, 0.5, i + 1, i + 2, cover));
+            nodes.push(leaf(0.1 * (f as f32 + 1.0), cover * 0.4));
+            cover *= 0.6;
+        }
+        nodes.push(leaf(-0.3, cover));
+        Tree { nodes }
+    }
+
+    /// A tree that tests feature 1 twice on one path.
+    fn repeated() -> Tree {
+        Tree {
+            nodes: vec![
+                split(1, 0.0, 1, 2, 100.0),
+                split(2, 1.0, 3, 4, 60.0),
+                split(1, -1.0, 5, 6, 40.0),
+                leaf(0.4, 25.0),
+                leaf(-0.2, 35.0),
+                leaf(0.7, 10.0),
+                leaf(-0.5, 30.0),
+            ],
+        }
+    }
+
+    #[test]
+    fn tables_agree_with_the_recursion_and_deep_paths_fall_back() {
+        let model = Ensemble {
+            trees: vec![repeated(), chain(3), chain(MAX_TABLE_FEATURES as u32 + 2)],
+            base_margin: -1.0,
+            num_features: 12,
+        };
+        let explainer = Explainer::new(&model);
+        assert!(matches!(explainer.trees[0], TreeExplainer::Table(_)));
+        assert!(matches!(explainer.trees[2], TreeExplainer::Recursive(2)));
+        let rows: [[f32; 12]; 4] = [
+            [0.0; 12],
+            [1.0; 12],
+            [f32::NAN; 12],
+            [
+                -2.0,
+                -0.5,
+                3.0,
+                f32::NAN,
+                0.2,
+                0.9,
+                f32::NAN,
+                0.0,
+                1.0,
+                0.4,
+                0.6,
+                -1.0,
+            ],
+        ];
+        for x in &rows {
+            let fast = explainer.contributions(&model, x);
+            let reference = explainer.contributions_recursive(&model, x);
+            for (a, b) in fast.iter().zip(&reference) {
+                assert!((a - b).abs() < 1e-6, "{fast:?} vs {reference:?}");
+            }
+            let total: f64 = fast.iter().sum::<f64>() + explainer.bias;
+            assert!((total - f64::from(model.margin(x))).abs() < 1e-5);
+        }
     }
 }
