@@ -55,8 +55,11 @@ pub struct ScoreBench {
     #[arg(long)]
     model: Option<std::path::PathBuf>,
     /// Skip the end-to-end part.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "throughput_only")]
     latency_only: bool,
+    /// Skip the single-application inference part.
+    #[arg(long)]
+    throughput_only: bool,
     /// Brokers of the embedded cluster (1, as the Python peer's mock cluster).
     #[arg(long, default_value_t = 1)]
     brokers: i32,
@@ -109,12 +112,16 @@ async fn score(args: ScoreBench, settings: Settings) -> anyhow::Result<()> {
             (p, a)
         }
     };
-    let latency = tokio::task::spawn_blocking({
-        let artifact = artifact.clone();
-        let domain = settings.domain.clone();
-        move || latency(&artifact, &domain)
-    })
-    .await??;
+    let latency = if args.throughput_only {
+        serde_json::Value::Null
+    } else {
+        tokio::task::spawn_blocking({
+            let artifact = artifact.clone();
+            let domain = settings.domain.clone();
+            move || latency(&artifact, &domain)
+        })
+        .await??
+    };
     let mut report =
         json!({ "latency": latency, "explain": format!("{:?}", Explain::from(args.explain)) });
     if !args.latency_only {
@@ -335,7 +342,10 @@ async fn end_to_end(
     let decisions: StreamConsumer = cc.create()?;
     decisions.subscribe(&[&topics.decisions])?;
     let expected = payloads.len();
-    let collector = tokio::spawn(async move {
+    // Reads every decision back. Under an offered rate it runs alongside the scorer (the
+    // latencies are the point); in a throughput run it starts once the last decision is
+    // acknowledged, so that it does not take the scorer's cores while it is timed.
+    let collect = async move {
         let mut latencies = Vec::with_capacity(expected);
         let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
         while latencies.len() < expected {
@@ -353,7 +363,12 @@ async fn end_to_end(
             }
         }
         (latencies, outcomes)
-    });
+    };
+    let (collector, idle) = if args.rate.is_some() {
+        (Some(tokio::spawn(collect)), None)
+    } else {
+        (None, Some(collect))
+    };
 
     let mut payloads = Some(payloads);
     if args.rate.is_none() {
@@ -392,6 +407,10 @@ async fn end_to_end(
     if let Some(p) = offered {
         p.await?;
     }
+    let collector = match (collector, idle) {
+        (Some(running), _) => running,
+        (None, idle) => tokio::spawn(idle.context("the collector was neither run nor kept")?),
+    };
     let (mut latencies, outcomes) = collector.await.context("collector")?;
     shutdown.cancel();
     scorer.await??;

@@ -8,6 +8,7 @@ use apache_avro::types::Value;
 use apache_avro::Schema;
 use thiserror::Error;
 
+use crate::binary::{Direct, ReadError};
 use crate::registry::{Registry, SchemaVersion};
 use crate::types::{
     CustomerRegistered, Decision, LoanApplication, LoanEvent, LoanEventBody, ModelPromoted,
@@ -114,6 +115,22 @@ pub trait AvroMessage: Sized {
 
     /// Read a value decoded with `writer`, resolving it to `reader` (this build's version).
     fn from_avro(value: Value, writer: &Schema, reader: &Schema) -> Result<Self, String>;
+
+    /// Append the body for `version` directly ([`crate::binary`]) when this type has a direct
+    /// codec for that version; `false` leaves `out` untouched for the generic path.
+    fn write_direct(&self, _version: &SchemaVersion, _out: &mut Vec<u8>) -> bool {
+        false
+    }
+
+    /// Read a body written with `writer` directly when this type has a direct codec for it
+    /// and it is also this build's version; `None` for the generic path.
+    fn read_direct(
+        _writer: &SchemaVersion,
+        _reader: &SchemaVersion,
+        _body: &[u8],
+    ) -> Option<Result<Self, ReadError>> {
+        None
+    }
 }
 
 /// Default conversions through serde for records whose unions are only `["null", T]`.
@@ -136,8 +153,46 @@ macro_rules! serde_message {
     };
 }
 
-serde_message!(LoanApplication, "LoanApplication");
-serde_message!(Decision, "Decision");
+/// Serde conversions plus the direct codec of [`crate::binary`] for its version.
+macro_rules! direct_message {
+    ($ty:ty, $family:literal) => {
+        impl AvroMessage for $ty {
+            const FAMILY: &'static str = $family;
+
+            fn to_avro(&self, schema: &Schema) -> Result<Value, String> {
+                apache_avro::to_value(self)
+                    .and_then(|v| v.resolve(schema))
+                    .map_err(|e| e.to_string())
+            }
+
+            fn from_avro(value: Value, _writer: &Schema, reader: &Schema) -> Result<Self, String> {
+                let value = value.resolve(reader).map_err(|e| e.to_string())?;
+                apache_avro::from_value(&value).map_err(|e| e.to_string())
+            }
+
+            fn write_direct(&self, version: &SchemaVersion, out: &mut Vec<u8>) -> bool {
+                if version.family != $family || version.version != <$ty as Direct>::VERSION {
+                    return false;
+                }
+                Direct::write(self, out);
+                true
+            }
+
+            fn read_direct(
+                writer: &SchemaVersion,
+                reader: &SchemaVersion,
+                body: &[u8],
+            ) -> Option<Result<Self, ReadError>> {
+                let version = <$ty as Direct>::VERSION;
+                (writer.family == $family && writer.version == version && reader.version == version)
+                    .then(|| <$ty as Direct>::read(body))
+            }
+        }
+    };
+}
+
+direct_message!(LoanApplication, "LoanApplication");
+direct_message!(Decision, "Decision");
 serde_message!(ModelPromoted, "ModelPromoted");
 serde_message!(CustomerRegistered, "CustomerRegistered");
 
@@ -269,15 +324,19 @@ pub fn encode<T: AvroMessage>(message: &T) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// Encode a message with a given schema version (used by compatibility tests and replays).
+/// Types with a direct codec for that version ([`crate::binary`]) skip the `Value` tree.
 pub fn encode_with<T: AvroMessage>(
     message: &T,
     version: &SchemaVersion,
 ) -> Result<Vec<u8>, String> {
-    let value = message.to_avro(&version.schema)?;
-    let body = apache_avro::to_avro_datum(&version.schema, value).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.fingerprint);
+    if message.write_direct(version, &mut out) {
+        return Ok(out);
+    }
+    let value = message.to_avro(&version.schema)?;
+    let body = apache_avro::to_avro_datum(&version.schema, value).map_err(|e| e.to_string())?;
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -332,6 +391,29 @@ pub fn decode<T: AvroMessage>(bytes: &[u8]) -> Result<T, DecodeError> {
         version: writer.version,
         message,
     })?;
+    if let Some(direct) = T::read_direct(writer, reader, &bytes[HEADER_LEN..]) {
+        return direct.map_err(|e| match e {
+            ReadError::Truncated => DecodeError::Body {
+                family: T::FAMILY,
+                version: writer.version,
+                message: "truncated: the body ends before the schema does".into(),
+            },
+            ReadError::Invalid(message) => DecodeError::Body {
+                family: T::FAMILY,
+                version: writer.version,
+                message,
+            },
+            ReadError::Trailing(count) => DecodeError::TrailingBytes {
+                family: T::FAMILY,
+                count,
+            },
+            ReadError::Unrepresentable(message) => DecodeError::Resolve {
+                family: T::FAMILY,
+                version: writer.version,
+                message,
+            },
+        });
+    }
     let mut body = EofGuard {
         rest: &bytes[HEADER_LEN..],
         hit_eof: false,

@@ -11,6 +11,7 @@
 //!
 //! No I/O and no domain logic live here.
 
+pub mod binary;
 pub mod codec;
 pub mod registry;
 pub mod time;

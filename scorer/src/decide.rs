@@ -31,14 +31,15 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// The top reasons pushing toward bad, or `None` when the explanation is not trustworthy.
+/// The top reasons pushing toward bad from the contributions `phi` of `x`, or `None` when the
+/// explanation is not trustworthy.
 fn reasons(
     model: &LoadedModel,
     domain: &DomainSettings,
     x: &[f32],
     margin: f32,
+    phi: &[f64],
 ) -> Option<Vec<Reason>> {
-    let phi = model.explainer.contributions(&model.ensemble, x);
     let total: f64 = phi.iter().sum::<f64>() + model.explainer.bias;
     if phi.iter().any(|p| !p.is_finite()) || (total - f64::from(margin)).abs() > 1e-3 {
         return None;
@@ -66,9 +67,11 @@ fn reasons(
         .collect()
 }
 
-/// Decide an application with the champion (and, in shadow, a challenger). `x` is the
-/// application's feature vector ([`features::compute`]), computed once by the caller, which
-/// also feeds it to drift monitoring.
+/// One application of a batch: its feature vector ([`features::compute`], computed once by
+/// the caller, which also feeds it to drift monitoring) and the decision's time.
+pub type Item<'a> = (&'a LoanApplication, &'a [f32; features::LEN], DateTime<Utc>);
+
+/// Decide an application with the champion (and, in shadow, a challenger).
 pub fn decide(
     app: &LoanApplication,
     x: &[f32; features::LEN],
@@ -78,17 +81,88 @@ pub fn decide(
     explain: Explain,
     decided_at: DateTime<Utc>,
 ) -> Decision {
-    let margin = champion.flat.margin(x);
+    let mut one = decide_batch(
+        &[(app, x, decided_at)],
+        champion,
+        challenger,
+        domain,
+        explain,
+    );
+    one.swap_remove(0)
+}
+
+/// Decide a batch of applications: the same decisions, byte for byte, as [`decide`] one by
+/// one, with the explanations computed together ([`Explainer::contributions_batch`]).
+///
+/// [`Explainer::contributions_batch`]: risk_core::model::Explainer::contributions_batch
+pub fn decide_batch(
+    items: &[Item<'_>],
+    champion: &LoadedModel,
+    challenger: Option<&LoadedModel>,
+    domain: &DomainSettings,
+    explain: Explain,
+) -> Vec<Decision> {
+    let scored: Vec<(f32, Outcome, Vec<&'static str>, bool)> = items
+        .iter()
+        .map(|(app, x, _)| {
+            let margin = champion.flat.margin(*x);
+            let pd = f64::from(risk_core::model::ensemble::sigmoid(margin));
+            let (outcome, hits) = domain.policy.decide(app, pd);
+            let wants_reasons = match explain {
+                Explain::None => false,
+                Explain::NonApproved => outcome != Outcome::Approve,
+                Explain::All => true,
+            };
+            (margin, outcome, hits, wants_reasons)
+        })
+        .collect();
+    let rows: Vec<&[f32]> = items
+        .iter()
+        .zip(&scored)
+        .filter(|(_, s)| s.3)
+        .map(|((_, x, _), _)| &x[..])
+        .collect();
+    let mut contributions = champion
+        .explainer
+        .contributions_batch(&champion.ensemble, &rows)
+        .into_iter();
+    items
+        .iter()
+        .zip(scored)
+        .map(
+            |(&(app, x, decided_at), (margin, outcome, hits, wants_reasons))| {
+                let phi = if wants_reasons {
+                    contributions.next()
+                } else {
+                    None
+                };
+                build(
+                    app, x, champion, challenger, domain, decided_at, margin, outcome, hits, phi,
+                )
+            },
+        )
+        .collect()
+}
+
+/// The decision from its parts; `phi` holds the contributions when reasons are wanted.
+#[allow(clippy::too_many_arguments)]
+fn build(
+    app: &LoanApplication,
+    x: &[f32; features::LEN],
+    champion: &LoadedModel,
+    challenger: Option<&LoadedModel>,
+    domain: &DomainSettings,
+    decided_at: DateTime<Utc>,
+    margin: f32,
+    mut outcome: Outcome,
+    hits: Vec<&'static str>,
+    phi: Option<Vec<f64>>,
+) -> Decision {
     let pd = f64::from(risk_core::model::ensemble::sigmoid(margin));
     let score = domain.scaling.score(pd);
-    let (mut outcome, hits) = domain.policy.decide(app, pd);
-    let wants_reasons = match explain {
-        Explain::None => false,
-        Explain::NonApproved => outcome != Outcome::Approve,
-        Explain::All => true,
-    };
-    let reasons = if wants_reasons {
-        match reasons(champion, domain, x, margin) {
+    let reasons = match phi {
+        None => Vec::new(),
+        Some(phi) => match reasons(champion, domain, x, margin, &phi) {
             Some(r) => r,
             None => {
                 outcome = Outcome::Refer;
@@ -99,9 +173,7 @@ pub fn decide(
                     points: 0.0,
                 }]
             }
-        }
-    } else {
-        Vec::new()
+        },
     };
     let l = &app.loan;
     let a = &app.applicant;

@@ -12,12 +12,13 @@ use rdkafka::message::{OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use risk_core::features;
 use risk_core::settings::DomainSettings;
 use schemas::{Decision, LoanApplication};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::decide::{decide, Explain};
+use crate::decide::{decide_batch, Explain, Item};
 use crate::error::ScorerError;
 use crate::metrics::Metrics;
 use crate::models::Models;
@@ -45,6 +46,8 @@ pub struct ScorerConfig {
     pub domain: DomainSettings,
     /// Applications in the PSI window.
     pub psi_window: usize,
+    /// Threads that score one batch together.
+    pub scoring_threads: usize,
 }
 
 /// Consumer context: lag from librdkafka's statistics, rebalance logging.
@@ -84,7 +87,8 @@ type Acks = Vec<rdkafka::producer::future_producer::OwnedDeliveryResult>;
 /// A produced batch awaiting its acknowledgements.
 struct Pending {
     acks: tokio::task::JoinHandle<Result<Acks, futures::channel::oneshot::Canceled>>,
-    offsets: Vec<(String, i32, i64)>,
+    /// The last offset of each partition in the batch.
+    offsets: Vec<(i32, i64)>,
     decided_at: Vec<DateTime<Utc>>,
     decided: u64,
 }
@@ -94,6 +98,7 @@ struct Pending {
 async fn complete(
     p: Pending,
     consumer: &ScorerConsumer,
+    topic: &str,
     metrics: &Metrics,
     store: bool,
 ) -> Result<u64, ScorerError> {
@@ -112,7 +117,7 @@ async fn complete(
     }
     metrics.produced.inc_by(p.decided);
     if store {
-        for (topic, partition, offset) in &p.offsets {
+        for (partition, offset) in &p.offsets {
             if let Err(error) = consumer.store_offset(topic, *partition, *offset) {
                 // The partition was revoked meanwhile: its new owner will redeliver, and a
                 // redelivered application yields a byte-identical decision.
@@ -138,46 +143,105 @@ fn message_time(m: &OwnedMessage) -> Option<DateTime<Utc>> {
         .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
 }
 
-/// Score a batch (CPU work; run off the async runtime).
+/// Batches smaller than this are scored on one thread (threads cost more than they save).
+const PARALLEL_MIN: usize = 64;
+
+/// Score a batch (CPU work; run off the async runtime), split over `config.scoring_threads`.
+/// Outcomes keep the batch's order; drift monitoring sees the applications in that order too.
 fn score_batch(
     batch: &[OwnedMessage],
     models: &Models,
     config: &ScorerConfig,
     psi: &mut PsiWindow,
 ) -> Vec<Outcome> {
-    batch
+    let threads = if batch.len() >= PARALLEL_MIN {
+        config.scoring_threads.max(1)
+    } else {
+        1
+    };
+    let scored: Vec<(Outcome, Option<[f32; features::LEN]>)> = if threads == 1 {
+        score_slice(batch, models, config)
+    } else {
+        let chunk = batch.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = batch
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || score_slice(part, models, config)))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|part| match part.join() {
+                    Ok(scored) => scored,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        })
+    };
+    scored
+        .into_iter()
+        .map(|(outcome, x)| {
+            if let Some(x) = x {
+                psi.observe(&x);
+            }
+            outcome
+        })
+        .collect()
+}
+
+/// An application read from its message, with its features and decision time; or why not.
+type Read = Result<(LoanApplication, [f32; features::LEN], DateTime<Utc>), Outcome>;
+
+/// Score messages in order; each decided one comes with its feature vector.
+fn score_slice(
+    batch: &[OwnedMessage],
+    models: &Models,
+    config: &ScorerConfig,
+) -> Vec<(Outcome, Option<[f32; features::LEN]>)> {
+    let read: Vec<Read> = batch
         .iter()
         .map(|m| {
-            let app: LoanApplication = match schemas::decode(m.payload().unwrap_or_default()) {
-                Ok(app) => app,
-                Err(e) => {
-                    return Outcome::Dead {
-                        class: e.class(),
-                        message: e.to_string(),
-                    }
-                }
-            };
-            if let Err(message) = validate::check(&app) {
-                return Outcome::Dead {
-                    class: "invalid",
-                    message,
-                };
-            }
+            let app: LoanApplication =
+                schemas::decode(m.payload().unwrap_or_default()).map_err(|e| Outcome::Dead {
+                    class: e.class(),
+                    message: e.to_string(),
+                })?;
+            validate::check(&app).map_err(|message| Outcome::Dead {
+                class: "invalid",
+                message,
+            })?;
             // The decision time is the application's broker timestamp, so a replayed message
             // yields a byte-identical decision.
             let at = message_time(m).unwrap_or(app.submitted_at);
-            let x = risk_core::features::compute(&app);
-            let d = decide(
-                &app,
-                &x,
-                &models.champion,
-                models.challenger.as_deref(),
-                &config.domain,
-                config.explain,
-                at,
-            );
-            psi.observe(&x);
-            Outcome::Decided(Box::new(d), at)
+            let x = features::compute(&app);
+            Ok((app, x, at))
+        })
+        .collect();
+    let items: Vec<Item<'_>> = read
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|(app, x, at)| (app, x, *at))
+        .collect();
+    let mut decisions = decide_batch(
+        &items,
+        &models.champion,
+        models.challenger.as_deref(),
+        &config.domain,
+        config.explain,
+    )
+    .into_iter();
+    read.into_iter()
+        .map(|r| match r {
+            Ok((_, x, at)) => match decisions.next() {
+                Some(d) => (Outcome::Decided(Box::new(d), at), Some(x)),
+                None => (
+                    Outcome::Dead {
+                        class: "internal",
+                        message: "no decision was made".into(),
+                    },
+                    None,
+                ),
+            },
+            Err(dead) => (dead, None),
         })
         .collect()
 }
@@ -216,6 +280,7 @@ pub async fn run(
     set_model_info(&metrics, &current);
     let mut produced = 0u64;
     let mut in_flight: VecDeque<Pending> = VecDeque::new();
+    let mut scores: Vec<(String, prometheus::Histogram)> = Vec::new();
     loop {
         let first = tokio::select! {
             m = consumer.recv() => m.map_err(|e| ScorerError::Kafka(e.to_string()))?.detach(),
@@ -223,7 +288,7 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_millis(1)), if !in_flight.is_empty() => {
                 while in_flight.front().is_some_and(|p| p.acks.is_finished()) {
                     if let Some(p) = in_flight.pop_front() {
-                        produced += complete(p, &consumer, &metrics, true).await?;
+                        produced += complete(p, &consumer, &config.applications_topic, &metrics, true).await?;
                     }
                 }
                 continue;
@@ -277,6 +342,7 @@ pub async fn run(
         }
         let mut sends = Vec::with_capacity(batch.len());
         let mut decided_at = Vec::with_capacity(batch.len());
+        let mut by_outcome = [0u64; 3];
         for (m, outcome) in batch.iter().zip(&outcomes) {
             let key = m.key().unwrap_or_default();
             // librdkafka copies the payload, so the encoded bytes may be dropped after send.
@@ -284,15 +350,9 @@ pub async fn run(
                 Outcome::Decided(d, at) => {
                     let bytes = schemas::encode(d.as_ref())
                         .map_err(|e| ScorerError::Kafka(e.to_string()))?;
-                    metrics
-                        .decisions
-                        .with_label_values(&[outcome_label(d.decision)])
-                        .inc();
+                    by_outcome[outcome_index(d.decision)] += 1;
                     metrics.pd.observe(d.pd);
-                    metrics
-                        .score
-                        .with_label_values(&[&d.grade])
-                        .observe(f64::from(d.score));
+                    score_histogram(&mut scores, &metrics, &d.grade).observe(f64::from(d.score));
                     decided_at.push(*at);
                     producer
                         .send_result(
@@ -322,21 +382,37 @@ pub async fn run(
             };
             sends.push(send);
         }
-        let decided = outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Decided(..)))
-            .count() as u64;
+        for (outcome, count) in OUTCOMES.iter().zip(by_outcome) {
+            if count > 0 {
+                metrics
+                    .decisions
+                    .with_label_values(&[outcome_label(*outcome)])
+                    .inc_by(count);
+            }
+        }
+        let decided = by_outcome.iter().sum();
+        let mut offsets: Vec<(i32, i64)> = Vec::new();
+        for m in &batch {
+            match offsets.iter_mut().find(|(p, _)| *p == m.partition()) {
+                Some(last) => last.1 = last.1.max(m.offset()),
+                None => offsets.push((m.partition(), m.offset())),
+            }
+        }
         let pending = Pending {
             acks: tokio::spawn(try_join_all(sends)),
-            offsets: batch
-                .iter()
-                .map(|m| (m.topic().to_string(), m.partition(), m.offset()))
-                .collect(),
+            offsets,
             decided_at,
             decided,
         };
         if config.exactly_once {
-            produced += complete(pending, &consumer, &metrics, false).await?;
+            produced += complete(
+                pending,
+                &consumer,
+                &config.applications_topic,
+                &metrics,
+                false,
+            )
+            .await?;
             let mut offsets = TopicPartitionList::new();
             for m in &batch {
                 offsets
@@ -360,7 +436,8 @@ pub async fn run(
                 || in_flight.front().is_some_and(|p| p.acks.is_finished())
             {
                 if let Some(p) = in_flight.pop_front() {
-                    produced += complete(p, &consumer, &metrics, true).await?;
+                    produced +=
+                        complete(p, &consumer, &config.applications_topic, &metrics, true).await?;
                 }
             }
         }
@@ -370,7 +447,7 @@ pub async fn run(
     }
     // Drain: wait for every batch still in flight, then commit before leaving the group.
     while let Some(p) = in_flight.pop_front() {
-        produced += complete(p, &consumer, &metrics, true).await?;
+        produced += complete(p, &consumer, &config.applications_topic, &metrics, true).await?;
     }
     if !config.exactly_once {
         match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -385,6 +462,36 @@ pub async fn run(
     }
     let _ = producer.flush(Duration::from_secs(10));
     Ok(produced)
+}
+
+const OUTCOMES: [schemas::Outcome; 3] = [
+    schemas::Outcome::Approve,
+    schemas::Outcome::Refer,
+    schemas::Outcome::Decline,
+];
+
+fn outcome_index(o: schemas::Outcome) -> usize {
+    match o {
+        schemas::Outcome::Approve => 0,
+        schemas::Outcome::Refer => 1,
+        schemas::Outcome::Decline => 2,
+    }
+}
+
+/// The score histogram of a grade, looked up in the registry once per grade.
+fn score_histogram<'a>(
+    cache: &'a mut Vec<(String, prometheus::Histogram)>,
+    metrics: &Metrics,
+    grade: &str,
+) -> &'a prometheus::Histogram {
+    let at = match cache.iter().position(|(g, _)| g == grade) {
+        Some(at) => at,
+        None => {
+            cache.push((grade.to_string(), metrics.score.with_label_values(&[grade])));
+            cache.len() - 1
+        }
+    };
+    &cache[at].1
 }
 
 fn outcome_label(o: schemas::Outcome) -> &'static str {

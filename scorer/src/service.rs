@@ -46,6 +46,8 @@ pub struct ScorerSettings {
     pub metrics_bind: String,
     /// Longest a fetch waits for data, ms (5: decisions within milliseconds at low traffic).
     pub fetch_wait_max_ms: u32,
+    /// Threads that score one batch together (0: one per core).
+    pub scoring_threads: usize,
 }
 
 impl Default for ScorerSettings {
@@ -62,6 +64,7 @@ impl Default for ScorerSettings {
             psi_window: 5_000,
             metrics_bind: "127.0.0.1:9464".into(),
             fetch_wait_max_ms: 5,
+            scoring_threads: 0,
         }
     }
 }
@@ -181,6 +184,10 @@ pub async fn run(
         exactly_once: svc.settings.exactly_once,
         domain: svc.domain.clone(),
         psi_window: svc.settings.psi_window,
+        scoring_threads: match svc.settings.scoring_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        },
     };
     let consumer = consumer(&svc, metrics.clone())?;
     let producer = producer(&svc)?;

@@ -75,6 +75,18 @@ fn check(params: XgbParams) {
             model.margin(row)
         );
     }
+    // The batch path gives the single-row contributions bit for bit.
+    let rows: Vec<&[f32]> = tx.chunks(COLS).collect();
+    for (row, batch) in rows
+        .iter()
+        .zip(explainer.contributions_batch(&model, &rows))
+    {
+        let single = explainer.contributions(&model, row);
+        assert!(batch
+            .iter()
+            .zip(&single)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
     eprintln!(
         "trees {} depth {} worst dp {worst_p:e} worst dphi {worst_phi:e}",
         model.trees.len(),
