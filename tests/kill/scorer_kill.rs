@@ -24,16 +24,24 @@ use process::{start_broker, Killed, BIN};
 
 const APPLICATIONS: u64 = 100_000;
 
-fn start_scorer(bootstrap: &str, model: &str) -> Killed {
+/// Start a scorer whose log goes to `log` (shown if the test fails).
+fn start_scorer(bootstrap: &str, model: &str, log: &std::path::Path) -> Killed {
     Killed(
         Command::new(BIN)
             .args(["score", "--model", model, "--metrics-bind", "127.0.0.1:0"])
             .env("KAFKA_BROKERS", bootstrap)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap(),
     )
+}
+
+/// The end of a scorer's log.
+fn log_tail(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,47 +82,57 @@ async fn killed_and_restarted_scorers_decide_every_application_with_identical_du
     }
     drop(sink);
 
-    // Kill at random moments, restarting each time.
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    for _ in 0..4 {
-        let scorer = start_scorer(&bootstrap, &model);
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(2_000..6_000))).await;
-        drop(scorer); // SIGKILL
-    }
-    let _last = start_scorer(&bootstrap, &model);
-
+    // Decisions are read while they are made: the test broker keeps about 5 MB per
+    // partition, so a reader that waited for the end would find the oldest ones gone.
     let consumer: StreamConsumer = consumer_config(&bootstrap, "kill-test-check", 6_000)
         .create()
         .unwrap();
     consumer.subscribe(&["loan-decisions"]).unwrap();
-    let mut first: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-    let mut duplicates = 0u64;
-    let deadline = Instant::now() + Duration::from_secs(400);
-    while (first.len() as u64) < APPLICATIONS {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {APPLICATIONS} decided",
-            first.len()
-        );
-        let m = match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
-            Ok(m) => m.unwrap(),
-            Err(_) => continue,
-        };
-        let key = m.key().unwrap().to_vec();
-        let payload = m.payload().unwrap().to_vec();
-        match first.get(&key) {
-            Some(earlier) => {
-                assert_eq!(
-                    earlier, &payload,
-                    "a duplicate decision differs from the first"
-                );
-                duplicates += 1;
-            }
-            None => {
-                first.insert(key, payload);
+    let checker = tokio::spawn(async move {
+        let mut first: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut duplicates = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(400);
+        while (first.len() as u64) < APPLICATIONS && Instant::now() < deadline {
+            let m = match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
+                Ok(m) => m.unwrap(),
+                Err(_) => continue,
+            };
+            let key = m.key().unwrap().to_vec();
+            let payload = m.payload().unwrap().to_vec();
+            match first.get(&key) {
+                Some(earlier) => {
+                    assert_eq!(
+                        earlier, &payload,
+                        "a duplicate decision differs from the first"
+                    );
+                    duplicates += 1;
+                }
+                None => {
+                    first.insert(key, payload);
+                }
             }
         }
+        (first, duplicates)
+    });
+
+    // Kill at random moments, restarting each time.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for round in 0..4 {
+        let log = dir.path().join(format!("scorer-{round}.log"));
+        let scorer = start_scorer(&bootstrap, &model, &log);
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(2_000..6_000))).await;
+        drop(scorer); // SIGKILL
     }
+    let last_log = dir.path().join("scorer-last.log");
+    let _last = start_scorer(&bootstrap, &model, &last_log);
+
+    let (first, duplicates) = checker.await.unwrap();
+    assert!(
+        first.len() as u64 == APPLICATIONS,
+        "only {} of {APPLICATIONS} decided; the last scorer's log ends:\n{}",
+        first.len(),
+        log_tail(&last_log)
+    );
     eprintln!(
         "{} applications decided; {duplicates} byte-identical duplicates",
         first.len()
