@@ -60,6 +60,11 @@ pub struct ScoreBench {
     /// Skip the single-application inference part.
     #[arg(long)]
     throughput_only: bool,
+    /// Instead of the end-to-end run: a `credit-risk score` process of its own, offered
+    /// applications as fast as it decides them for this many seconds, its resident memory
+    /// sampled every ten.
+    #[arg(long, conflicts_with = "rate")]
+    soak_secs: Option<u64>,
     /// Brokers of the embedded cluster (1, as the Python peer's mock cluster).
     #[arg(long, default_value_t = 1)]
     brokers: i32,
@@ -124,7 +129,12 @@ async fn score(args: ScoreBench, settings: Settings) -> anyhow::Result<()> {
     };
     let mut report =
         json!({ "latency": latency, "explain": format!("{:?}", Explain::from(args.explain)) });
-    if !args.latency_only {
+    if let Some(seconds) = args.soak_secs {
+        let figures = soak(&args, &artifact_path, seconds).await?;
+        if let Some(obj) = report.as_object_mut() {
+            obj.insert("soak".into(), figures);
+        }
+    } else if !args.latency_only {
         let e2e = end_to_end(&args, &settings, &artifact_path).await?;
         if let (Some(obj), Some(e)) = (report.as_object_mut(), e2e.as_object()) {
             for (k, v) in e {
@@ -184,21 +194,38 @@ fn latency(
     passes.sort_by(f64::total_cmp);
     let native_shap = passes[passes.len() / 2];
 
-    let at = chrono::Utc::now();
-    let t = Instant::now();
-    for a in apps.iter().take(n_shap) {
-        let d = decide(
-            a,
-            &features::compute(a),
-            &model,
-            None,
-            domain,
-            Explain::All,
-            at,
-        );
-        sink += d.pd as f32;
+    // The scorer's path: a batch's explanations together (32 rows at a time).
+    let refs: Vec<&[f32]> = rows.iter().take(n_shap).map(|r| &r[..]).collect();
+    let mut passes = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let phis = model.explainer.contributions_batch(&model.ensemble, &refs);
+        phi_sum += phis.iter().map(|p| p.iter().sum::<f64>()).sum::<f64>();
+        passes.push(per_call_us(t.elapsed(), refs.len()));
     }
-    let decide_all = per_call_us(t.elapsed(), n_shap);
+    passes.sort_by(f64::total_cmp);
+    let native_shap_batch = passes[passes.len() / 2];
+
+    let at = chrono::Utc::now();
+    let mut passes = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        for a in apps.iter().take(n_shap) {
+            let d = decide(
+                a,
+                &features::compute(a),
+                &model,
+                None,
+                domain,
+                Explain::All,
+                at,
+            );
+            sink += d.pd as f32;
+        }
+        passes.push(per_call_us(t.elapsed(), n_shap));
+    }
+    passes.sort_by(f64::total_cmp);
+    let decide_all = passes[passes.len() / 2];
 
     let booster = xgb::load_json(&artifact.xgboost_model.to_string())?;
     let n_single = 5_000;
@@ -234,6 +261,7 @@ fn latency(
         "native_pd_us": native_pd,
         "native_features_and_pd_us": native_features_pd,
         "native_treeshap_us": native_shap,
+        "native_treeshap_in_batch_us": native_shap_batch,
         "native_treeshap_table_mb": model.explainer.table_bytes() as f64 / 1e6,
         "native_decision_with_reasons_us": decide_all,
         "xgboost_c_single_row_us": xgb_single,
@@ -257,6 +285,159 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
         return 0.0;
     }
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// A field of `/proc/self/status` in MB (`VmRSS` now, `VmHWM` the peak).
+pub(crate) fn proc_status_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
+}
+
+/// Decisions on a topic so far: the sum of its partitions' high watermarks.
+fn produced_so_far(consumer: &rdkafka::consumer::BaseConsumer, topic: &str) -> anyhow::Result<i64> {
+    let mut total = 0;
+    for partition in 0..6 {
+        let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+        total += high;
+    }
+    Ok(total)
+}
+
+/// A `credit-risk score` process of its own at full rate for `seconds`: applications offered
+/// as fast as it decides them (at most 30,000 waiting), its resident memory sampled every ten
+/// seconds from `/proc/<pid>/status`.
+async fn soak(
+    args: &ScoreBench,
+    model: &std::path::Path,
+    seconds: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let topics = Topics::default();
+    let kafka = EmbeddedKafka::start(
+        args.brokers,
+        &[
+            (topics.applications.clone(), 6),
+            (topics.decisions.clone(), 6),
+            (topics.dlq(&topics.applications), 1),
+            (topics.model_updates.clone(), 1),
+        ],
+    )?;
+    let apps = tokio::task::spawn_blocking(|| applications(50_000, 5)).await??;
+    let payloads: Vec<(String, Vec<u8>)> = apps
+        .iter()
+        .map(|a| Ok((a.application_id.clone(), schemas::encode(a)?)))
+        .collect::<anyhow::Result<_>>()?;
+    drop(apps);
+    let explain = match Explain::from(args.explain) {
+        Explain::None => "none",
+        Explain::NonApproved => "non-approved",
+        Explain::All => "all",
+    };
+    let scorer = std::process::Command::new(std::env::current_exe()?)
+        .args(["score", "--metrics-bind", "127.0.0.1:0", "--model"])
+        .arg(model)
+        .env("KAFKA_BROKERS", kafka.bootstrap_servers())
+        .env("CREDIT__SCORER__EXPLAIN", explain)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = scorer.id();
+    let scorer = ChildGuard(scorer);
+    let rss_of = move |field: &str| -> f64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
+    };
+    let watcher: rdkafka::consumer::BaseConsumer =
+        consumer_config(kafka.bootstrap_servers(), "soak-watch", 6_000).create()?;
+    let producer: FutureProducer = producer_config(kafka.bootstrap_servers()).create()?;
+    let started = Instant::now();
+    let end = started + Duration::from_secs(seconds);
+    let mut next_sample = started + Duration::from_secs(10);
+    let mut samples = Vec::new();
+    let mut sent = 0i64;
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut decided = 0i64;
+    'offer: for (key, bytes) in payloads.iter().cycle() {
+        // Offer no more than 30,000 ahead of the decisions (the broker's log is capped).
+        while sent - decided >= 30_000 || Instant::now() >= next_sample {
+            let now = Instant::now();
+            if now >= end {
+                break 'offer;
+            }
+            decided = produced_so_far(&watcher, &topics.decisions)?;
+            if now >= next_sample {
+                let rss = rss_of("VmRSS:");
+                eprintln!(
+                    "{:>4} s: {decided} decisions, scorer resident {rss} MB",
+                    started.elapsed().as_secs()
+                );
+                samples.push(json!({ "s": started.elapsed().as_secs(), "decisions": decided, "rss_mb": rss }));
+                next_sample += Duration::from_secs(10);
+            }
+            if sent - decided >= 30_000 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        if in_flight.len() >= 10_000 {
+            if let Some(f) = in_flight.pop_front() {
+                let _ = f.await;
+            }
+        }
+        match producer.send_result(
+            FutureRecord::to(&topics.applications)
+                .key(key)
+                .payload(bytes),
+        ) {
+            Ok(f) => {
+                in_flight.push_back(f);
+                sent += 1;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+    let peak = rss_of("VmHWM:");
+    drop(scorer);
+    let rss: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s["rss_mb"].as_f64())
+        .collect();
+    let later: Vec<f64> = samples
+        .iter()
+        .filter(|s| s["s"].as_u64().unwrap_or(0) > 60)
+        .filter_map(|s| s["rss_mb"].as_f64())
+        .collect();
+    Ok(json!({
+        "seconds": seconds,
+        "applications_offered": sent,
+        "decisions": decided,
+        "decisions_per_sec": decided as f64 / started.elapsed().as_secs_f64(),
+        "scorer_rss_mb_max": rss.iter().copied().fold(0.0, f64::max),
+        "scorer_rss_mb_after_first_minute_min": later.iter().copied().fold(f64::INFINITY, f64::min),
+        "scorer_rss_mb_after_first_minute_max": later.iter().copied().fold(0.0, f64::max),
+        "scorer_peak_rss_mb": peak,
+        "samples": samples,
+    }))
+}
+
+/// A child process killed when dropped.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Applications through the embedded cluster and the real scorer service.

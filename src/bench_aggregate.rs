@@ -88,22 +88,13 @@ pub async fn run(args: AggregateBench, settings: Settings) -> anyhow::Result<()>
         }
         pool.close().await;
     }
-    out.insert("max_rss_mb".into(), json!(max_rss_mb()));
+    out.insert(
+        "max_rss_mb".into(),
+        json!(crate::bench::proc_status_mb("VmHWM:")),
+    );
     pg.stop();
     println!("{}", serde_json::Value::Object(out));
     Ok(())
-}
-
-/// Peak resident set size of this process, MB.
-fn max_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
 }
 
 type Message = (String, String, Vec<u8>, Option<i32>);

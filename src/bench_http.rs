@@ -82,17 +82,6 @@ fn wrk(
     parse_wrk(&String::from_utf8_lossy(&out.stdout))
 }
 
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
-}
-
 /// Run both wrk measurements; the figures as JSON fields.
 pub async fn run(
     settings: &Settings,
@@ -143,7 +132,7 @@ pub async fn run(
                 .await??;
         runs.push(json!({"wrk_threads": threads, "summary": summary, "plain_warp": baseline}));
     }
-    let rss = rss_mb();
+    let rss = crate::bench::proc_status_mb("VmRSS:");
     shutdown.cancel();
     let _ = server.await;
     let _ = plain_task.await;

@@ -26,11 +26,11 @@ pub struct ScorerSettings {
     pub group_id: String,
     /// Most applications per batch (1,000: amortises produce and commit overhead).
     pub batch_size: usize,
-    /// Longest wait to fill a batch, ms (2: bounds the added latency; under load batches fill
+    /// Longest wait to fill a batch, ms (1: bounds the added latency; under load batches fill
     /// before it expires).
     pub linger_ms: u64,
-    /// How long the decisions producer waits to fill a request, ms (1: low latency; batches
-    /// still fill under load).
+    /// How long the decisions producer waits to fill a request, ms (0: low latency; under
+    /// load, decisions queued while a request is in flight still go out together).
     pub producer_linger_ms: u32,
     /// Which decisions carry reasons.
     pub explain: Explain,
@@ -44,7 +44,7 @@ pub struct ScorerSettings {
     pub psi_window: usize,
     /// Where `/metrics` is served.
     pub metrics_bind: String,
-    /// Longest a fetch waits for data, ms (5: decisions within milliseconds at low traffic).
+    /// Longest a fetch waits for data, ms (2: decisions within milliseconds at low traffic).
     pub fetch_wait_max_ms: u32,
     /// Threads that score one batch together (0: one per core).
     pub scoring_threads: usize,
@@ -55,15 +55,15 @@ impl Default for ScorerSettings {
         Self {
             group_id: "credit-risk-scorer".into(),
             batch_size: 1_000,
-            linger_ms: 2,
-            producer_linger_ms: 1,
+            linger_ms: 1,
+            producer_linger_ms: 0,
             explain: Explain::NonApproved,
             exactly_once: false,
             transactional_id: "credit-risk-scorer".into(),
             model_path: None,
             psi_window: 5_000,
             metrics_bind: "127.0.0.1:9464".into(),
-            fetch_wait_max_ms: 5,
+            fetch_wait_max_ms: 2,
             scoring_threads: 0,
         }
     }

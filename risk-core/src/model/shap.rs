@@ -715,6 +715,9 @@ impl Explainer {
     /// tree's nodes and tables are visited once per group of rows rather than once per row,
     /// from the cache rather than from memory.
     pub fn contributions_batch(&self, model: &Ensemble, rows: &[&[f32]]) -> Vec<Vec<f64>> {
+        if rows.len() < LANES / 3 {
+            return rows.iter().map(|x| self.contributions(model, x)).collect();
+        }
         let width = model.num_features;
         let stride = width + MAX_TABLE_FEATURES;
         let mut out = Vec::with_capacity(rows.len());
