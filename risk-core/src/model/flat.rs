@@ -3,7 +3,7 @@
 //! Every tree is stored as a perfect binary tree of the ensemble's maximum depth `D`:
 //! `2^D − 1` internal nodes then `2^D` leaves, children of node `i` at `2i+1` and `2i+2`. A
 //! leaf above depth `D` is replicated into every slot below it, so every row takes exactly `D`
-//! steps in every tree, and eight trees are walked in lockstep so their loads overlap. Results
+//! steps in every tree, and sixteen trees are walked in lockstep so their loads overlap. Results
 //! are identical to [`Ensemble::margin`]: the same comparisons, the same summation order.
 
 use super::ensemble::{Ensemble, Tree};
@@ -11,7 +11,7 @@ use super::ensemble::{Ensemble, Tree};
 /// Deepest ensemble laid out perfectly (memory grows as 2^D); deeper ones walk pointers.
 const MAX_PERFECT_DEPTH: usize = 10;
 /// Trees walked together.
-const LANES: usize = 8;
+const LANES: usize = 16;
 const DEFAULT_LEFT: u32 = 1 << 31;
 
 /// An internal node: threshold, feature index and the default-left bit.
