@@ -294,7 +294,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// A field of `/proc/self/status` in MB (`VmRSS` now, `VmHWM` the peak).
 pub(crate) fn proc_status_mb(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    status_mb("/proc/self/status", field)
+}
+
+/// A field of a `/proc/<pid>/status` file in MB; 0 when it cannot be read.
+fn status_mb(path: &str, field: &str) -> f64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -302,6 +307,31 @@ pub(crate) fn proc_status_mb(field: &str) -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
+}
+
+/// An embedded cluster with the scorer's topics, and `n` generated applications encoded for
+/// them (key, bytes).
+async fn cluster_with_applications(
+    brokers: i32,
+    topics: &Topics,
+    n: u64,
+    seed: u64,
+) -> anyhow::Result<(EmbeddedKafka, Vec<(String, Vec<u8>)>)> {
+    let kafka = EmbeddedKafka::start(
+        brokers,
+        &[
+            (topics.applications.clone(), 6),
+            (topics.decisions.clone(), 6),
+            (topics.dlq(&topics.applications), 1),
+            (topics.model_updates.clone(), 1),
+        ],
+    )?;
+    let apps = tokio::task::spawn_blocking(move || applications(n, seed)).await??;
+    let payloads = apps
+        .iter()
+        .map(|a| Ok((a.application_id.clone(), schemas::encode(a)?)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok((kafka, payloads))
 }
 
 /// Decisions on a topic so far: the sum of its partitions' high watermarks.
@@ -323,21 +353,7 @@ async fn soak(
     seconds: u64,
 ) -> anyhow::Result<serde_json::Value> {
     let topics = Topics::default();
-    let kafka = EmbeddedKafka::start(
-        args.brokers,
-        &[
-            (topics.applications.clone(), 6),
-            (topics.decisions.clone(), 6),
-            (topics.dlq(&topics.applications), 1),
-            (topics.model_updates.clone(), 1),
-        ],
-    )?;
-    let apps = tokio::task::spawn_blocking(|| applications(50_000, 5)).await??;
-    let payloads: Vec<(String, Vec<u8>)> = apps
-        .iter()
-        .map(|a| Ok((a.application_id.clone(), schemas::encode(a)?)))
-        .collect::<anyhow::Result<_>>()?;
-    drop(apps);
+    let (kafka, payloads) = cluster_with_applications(args.brokers, &topics, 50_000, 5).await?;
     let explain = match Explain::from(args.explain) {
         Explain::None => "none",
         Explain::NonApproved => "non-approved",
@@ -353,16 +369,8 @@ async fn soak(
         .spawn()?;
     let pid = scorer.id();
     let scorer = ChildGuard(scorer);
-    let rss_of = move |field: &str| -> f64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with(field))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
-    };
+    let status = format!("/proc/{pid}/status");
+    let rss_of = |field: &str| status_mb(&status, field);
     let watcher: rdkafka::consumer::BaseConsumer =
         consumer_config(kafka.bootstrap_servers(), "soak-watch", 6_000).create()?;
     let producer: FutureProducer = producer_config(kafka.bootstrap_servers()).create()?;
@@ -458,22 +466,8 @@ async fn end_to_end(
         model_updates: format!("bench-models-{id}"),
         ..Topics::default()
     };
-    let kafka = EmbeddedKafka::start(
-        args.brokers,
-        &[
-            (topics.applications.clone(), 6),
-            (topics.decisions.clone(), 6),
-            (topics.dlq(&topics.applications), 1),
-            (topics.model_updates.clone(), 1),
-        ],
-    )?;
-    let n = args.applications;
-    let apps = tokio::task::spawn_blocking(move || applications(n, 99)).await??;
-    let payloads: Vec<(String, Vec<u8>)> = apps
-        .iter()
-        .map(|a| Ok((a.application_id.clone(), schemas::encode(a)?)))
-        .collect::<anyhow::Result<_>>()?;
-    drop(apps);
+    let (kafka, payloads) =
+        cluster_with_applications(args.brokers, &topics, args.applications, 99).await?;
     let mut pc = producer_config(kafka.bootstrap_servers());
     pc.set("queue.buffering.max.messages", "1000000");
     let producer: FutureProducer = pc.create()?;

@@ -67,6 +67,22 @@ pub struct Incoming {
     pub payload: Result<Payload, Rejection>,
 }
 
+impl Incoming {
+    /// A message already decoded (replays of generated data, tests): partition 0 of a topic
+    /// named after its source, at `offset`, without its original bytes.
+    pub fn decoded(source: Source, offset: i64, payload: Payload) -> Self {
+        Self {
+            source,
+            topic: format!("{source:?}"),
+            partition: 0,
+            offset,
+            key: None,
+            bytes: Vec::new(),
+            payload: Ok(payload),
+        }
+    }
+}
+
 /// Decode and check the bytes of a message from `source`.
 pub fn parse(source: Source, bytes: &[u8]) -> Result<Payload, Rejection> {
     let decode_err = |e: schemas::DecodeError| Rejection {

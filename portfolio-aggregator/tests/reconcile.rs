@@ -50,20 +50,6 @@ fn cases() -> impl Strategy<Value = Case> {
         )
 }
 
-/// A message of `source` at `offset`; each source has a topic of its own (the offsets of a
-/// topic and partition are applied once).
-fn incoming(source: Source, offset: i64, payload: Payload) -> Incoming {
-    Incoming {
-        source,
-        topic: format!("{source:?}"),
-        partition: 0,
-        offset,
-        key: None,
-        bytes: Vec::new(),
-        payload: Ok(payload),
-    }
-}
-
 /// One batch in one transaction, as the service commits it.
 async fn apply(pool: &PgPool, ctx: &ApplyContext, batch: &[Incoming]) {
     let mut tx = pool.begin().await.unwrap();
@@ -105,7 +91,7 @@ async fn check(case: Case) {
     let mut records = Vec::new();
     let mut offset = 0;
     for c in &sink.customers {
-        records.push(incoming(
+        records.push(Incoming::decoded(
             Source::Customers,
             offset,
             Payload::Customer(Box::new(c.clone())),
@@ -113,7 +99,7 @@ async fn check(case: Case) {
         offset += 1;
     }
     for a in &sink.applications {
-        records.push(incoming(
+        records.push(Incoming::decoded(
             Source::Applications,
             offset,
             Payload::Application(Box::new(a.clone())),
@@ -121,7 +107,7 @@ async fn check(case: Case) {
         offset += 1;
     }
     for d in &sink.decisions {
-        records.push(incoming(
+        records.push(Incoming::decoded(
             Source::Decisions,
             offset,
             Payload::Decision(Box::new(d.clone())),
@@ -136,7 +122,7 @@ async fn check(case: Case) {
     let mut closed: Vec<(NaiveDate, PortfolioSummary)> = Vec::new();
     let mut batch = Vec::new();
     for (i, e) in sink.events.iter().enumerate() {
-        batch.push(incoming(
+        batch.push(Incoming::decoded(
             Source::Events,
             i as i64,
             Payload::Event(Box::new(e.clone())),

@@ -57,18 +57,6 @@ struct Figures {
     ecl: i64,
 }
 
-fn incoming(source: Source, topic: &str, offset: i64, payload: Payload) -> Incoming {
-    Incoming {
-        source,
-        topic: topic.into(),
-        partition: 0,
-        offset,
-        key: None,
-        bytes: Vec::new(),
-        payload: Ok(payload),
-    }
-}
-
 async fn apply(pool: &PgPool, ctx: &ApplyContext, batch: &[Incoming]) {
     let mut tx = pool.begin().await.unwrap();
     let out = apply_batch(&mut tx, ctx, batch).await.unwrap();
@@ -136,27 +124,24 @@ async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
     let mut offset = 0;
     let mut records: Vec<Incoming> = Vec::new();
     for c in &sink.customers {
-        records.push(incoming(
+        records.push(Incoming::decoded(
             Source::Customers,
-            "customers",
             offset,
             Payload::Customer(Box::new(c.clone())),
         ));
         offset += 1;
     }
     for a in &sink.applications {
-        records.push(incoming(
+        records.push(Incoming::decoded(
             Source::Applications,
-            "applications",
             offset,
             Payload::Application(Box::new(a.clone())),
         ));
         offset += 1;
     }
     for d in &sink.decisions {
-        records.push(incoming(
+        records.push(Incoming::decoded(
             Source::Decisions,
-            "decisions",
             offset,
             Payload::Decision(Box::new(d.clone())),
         ));
@@ -171,9 +156,8 @@ async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
     let mut batch: Vec<Incoming> = Vec::new();
     let mut last_day = None;
     for (i, e) in sink.events.iter().enumerate() {
-        batch.push(incoming(
+        batch.push(Incoming::decoded(
             Source::Events,
-            "events",
             i as i64,
             Payload::Event(Box::new(e.clone())),
         ));

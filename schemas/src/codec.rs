@@ -133,6 +133,22 @@ pub trait AvroMessage: Sized {
     }
 }
 
+/// The serde conversion of a record whose unions are only `["null", T]` to its Avro value.
+fn serde_to_avro<T: serde::Serialize>(message: &T, schema: &Schema) -> Result<Value, String> {
+    apache_avro::to_value(message)
+        .and_then(|v| v.resolve(schema))
+        .map_err(|e| e.to_string())
+}
+
+/// The serde conversion back, resolving the decoded value to this build's schema.
+fn serde_from_avro<T: serde::de::DeserializeOwned>(
+    value: Value,
+    reader: &Schema,
+) -> Result<T, String> {
+    let value = value.resolve(reader).map_err(|e| e.to_string())?;
+    apache_avro::from_value(&value).map_err(|e| e.to_string())
+}
+
 /// Default conversions through serde for records whose unions are only `["null", T]`.
 macro_rules! serde_message {
     ($ty:ty, $family:literal) => {
@@ -140,14 +156,11 @@ macro_rules! serde_message {
             const FAMILY: &'static str = $family;
 
             fn to_avro(&self, schema: &Schema) -> Result<Value, String> {
-                apache_avro::to_value(self)
-                    .and_then(|v| v.resolve(schema))
-                    .map_err(|e| e.to_string())
+                serde_to_avro(self, schema)
             }
 
             fn from_avro(value: Value, _writer: &Schema, reader: &Schema) -> Result<Self, String> {
-                let value = value.resolve(reader).map_err(|e| e.to_string())?;
-                apache_avro::from_value(&value).map_err(|e| e.to_string())
+                serde_from_avro(value, reader)
             }
         }
     };
@@ -160,14 +173,11 @@ macro_rules! direct_message {
             const FAMILY: &'static str = $family;
 
             fn to_avro(&self, schema: &Schema) -> Result<Value, String> {
-                apache_avro::to_value(self)
-                    .and_then(|v| v.resolve(schema))
-                    .map_err(|e| e.to_string())
+                serde_to_avro(self, schema)
             }
 
             fn from_avro(value: Value, _writer: &Schema, reader: &Schema) -> Result<Self, String> {
-                let value = value.resolve(reader).map_err(|e| e.to_string())?;
-                apache_avro::from_value(&value).map_err(|e| e.to_string())
+                serde_from_avro(value, reader)
             }
 
             fn write_direct(&self, version: &SchemaVersion, out: &mut Vec<u8>) -> bool {

@@ -16,18 +16,6 @@ use schemas::LoanEventBody;
 
 const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
 
-fn incoming(source: Source, offset: i64, payload: Payload) -> Incoming {
-    Incoming {
-        source,
-        topic: format!("{source:?}"),
-        partition: 0,
-        offset,
-        key: None,
-        bytes: Vec::new(),
-        payload: Ok(payload),
-    }
-}
-
 fn train(url: &str, dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
     let out = Command::new(BIN)
         .args([
@@ -80,7 +68,7 @@ async fn the_first_model_is_promoted_and_a_worse_one_refused_with_its_reason() {
     let mut batch = Vec::new();
     let mut offset = 0;
     for a in &sink.applications {
-        batch.push(incoming(
+        batch.push(Incoming::decoded(
             Source::Applications,
             offset,
             Payload::Application(Box::new(a.clone())),
@@ -88,7 +76,7 @@ async fn the_first_model_is_promoted_and_a_worse_one_refused_with_its_reason() {
         offset += 1;
     }
     for d in &sink.decisions {
-        batch.push(incoming(
+        batch.push(Incoming::decoded(
             Source::Decisions,
             offset,
             Payload::Decision(Box::new(d.clone())),
@@ -103,7 +91,7 @@ async fn the_first_model_is_promoted_and_a_worse_one_refused_with_its_reason() {
     let mut batch = Vec::new();
     for (i, e) in sink.events.iter().enumerate() {
         let tick = matches!(e.body, LoanEventBody::BusinessDayClosed(_));
-        batch.push(incoming(
+        batch.push(Incoming::decoded(
             Source::Events,
             i as i64,
             Payload::Event(Box::new(e.clone())),
