@@ -45,6 +45,10 @@ pub struct AggregateBench {
     /// Skip the day-end part.
     #[arg(long)]
     skip_book: bool,
+    /// Publish only the last business day's close: the whole history arrives as one business
+    /// day's traffic (no day-end barrier between batches) and ends with a single day-end.
+    #[arg(long)]
+    one_day: bool,
     /// After the day-end: `GET /api/portfolio/summary` through the HTTP edge on that book under
     /// this many concurrent connections (wrk, Debian package `wrk`), beside a plain warp route.
     #[arg(long, value_name = "CONNECTIONS")]
@@ -143,12 +147,19 @@ async fn stream(
             None,
         ));
     }
+    let final_day = sink.events.iter().rev().find_map(|e| match &e.body {
+        LoanEventBody::BusinessDayClosed(b) => Some(b.business_date),
+        _ => None,
+    });
     let mut last_day = None;
     let mut loan_events = 0u64;
     for e in &sink.events {
         let payload = schemas::encode(e)?;
         match (&e.body, e.body.loan_id()) {
             (LoanEventBody::BusinessDayClosed(b), _) => {
+                if args.one_day && Some(b.business_date) != final_day {
+                    continue;
+                }
                 last_day = Some(b.business_date);
                 for p in 0..topics.partitions {
                     messages.push((
@@ -255,6 +266,14 @@ async fn stream(
         json!(round3(day_end_seconds)),
     );
     m.insert("loans_booked".into(), json!(loans));
+    let apply_seconds = seconds - day_end_seconds;
+    if apply_seconds > 0.0 {
+        m.insert(
+            "events_per_sec_excluding_day_ends".into(),
+            json!((total as f64 / apply_seconds).round()),
+        );
+    }
+    m.insert("one_day".into(), json!(args.one_day));
     drop(kafka);
     Ok(m)
 }

@@ -13,6 +13,9 @@ const MAX_PERFECT_DEPTH: usize = 10;
 /// Trees walked together.
 const LANES: usize = 16;
 const DEFAULT_LEFT: u32 = 1 << 31;
+/// A row is copied into a buffer of this many features (a power of two) and read through a
+/// mask, so no step of a walk needs a bounds check; wider models read the row itself.
+const ROW: usize = 64;
 
 /// An internal node: threshold, feature index and the default-left bit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,6 +89,26 @@ fn fill(
 fn step(node: Packed, x: &[f32], i: usize) -> usize {
     let feature = (node.meta & !DEFAULT_LEFT) as usize;
     let v = x[feature];
+    descend(node, v, i)
+}
+
+/// [`step`] on a row in a [`ROW`]-wide buffer: the mask keeps the read in bounds (features of
+/// such a model are all below `ROW`, so the mask never changes the index).
+#[inline(always)]
+fn step_masked(node: Packed, x: &[f32; ROW], i: usize) -> usize {
+    let feature = (node.meta & !DEFAULT_LEFT) as usize & (ROW - 1);
+    descend(node, x[feature], i)
+}
+
+/// [`step_masked`] for a row without missing values: the default direction never applies.
+#[inline(always)]
+fn step_present(node: Packed, x: &[f32; ROW], i: usize) -> usize {
+    let feature = node.meta as usize & (ROW - 1);
+    2 * i + 2 - usize::from(x[feature] < node.threshold)
+}
+
+#[inline(always)]
+fn descend(node: Packed, v: f32, i: usize) -> usize {
     // Branch-free: bitwise, not short-circuit, so the compiler emits no jump.
     let left =
         usize::from(v < node.threshold) | (usize::from(v.is_nan()) & (node.meta >> 31) as usize);
@@ -141,15 +164,31 @@ impl FlatEnsemble {
             padded.resize(self.num_features, f32::NAN);
             return self.margin(&padded);
         }
+        if self.num_features <= ROW {
+            let mut buf = [0.0; ROW];
+            buf[..self.num_features].copy_from_slice(&x[..self.num_features]);
+            return if x[..self.num_features].iter().any(|v| v.is_nan()) {
+                self.walk(&buf, step_masked)
+            } else {
+                self.walk(&buf, step_present)
+            };
+        }
+        self.walk(x, step)
+    }
+
+    /// Every tree's leaf for a row, summed in tree order (the order of [`Ensemble::margin`]).
+    #[inline(always)]
+    fn walk<X: ?Sized>(&self, x: &X, step: impl Fn(Packed, &X, usize) -> usize) -> f32 {
         let internal = (1usize << self.depth) - 1;
         let width = internal + 1;
         let mut sum = self.base_margin;
         let mut t = 0;
         while t + LANES <= self.trees {
+            let nodes = &self.nodes[t * internal..(t + LANES) * internal];
             let mut idx = [0usize; LANES];
             for _ in 0..self.depth {
                 for (k, i) in idx.iter_mut().enumerate() {
-                    *i = step(self.nodes[(t + k) * internal + *i], x, *i);
+                    *i = step(nodes[k * internal + *i], x, *i);
                 }
             }
             for (k, i) in idx.iter().enumerate() {
