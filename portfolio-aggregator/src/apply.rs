@@ -865,43 +865,21 @@ async fn receive_payments(
         }
         accepted.push(p);
     }
-    // The unpaid instalments each active loan's payments reach, oldest first.
-    let (tl, ta): (Vec<String>, Vec<i64>) = totals.iter().map(|(l, a)| (l.to_string(), *a)).unzip();
-    let mut open: HashMap<String, Vec<Open>> = HashMap::new();
-    if !tl.is_empty() {
-        let rows = sqlx::query(
-            "SELECT p.loan_id, x.seq, x.due_on, x.principal, x.interest, x.paid_principal, \
-               x.paid_interest \
-             FROM unnest($1::text[], $2::int8[]) AS p(loan_id, total) \
-             CROSS JOIN LATERAL ( \
-               SELECT i.seq, i.due_on, i.principal, i.interest, i.paid_principal, i.paid_interest, \
-                 sum(i.principal + i.interest - i.paid_principal - i.paid_interest) \
-                   OVER (ORDER BY i.seq) - (i.principal + i.interest - i.paid_principal - i.paid_interest) \
-                   AS before \
-               FROM instalments i \
-               WHERE i.loan_id = p.loan_id \
-                 AND i.paid_principal + i.paid_interest < i.principal + i.interest \
-             ) x \
-             WHERE x.before < p.total \
-             ORDER BY p.loan_id, x.seq",
-        )
-        .bind(&tl)
-        .bind(&ta)
-        .fetch_all(&mut *tx)
-        .await?;
-        for r in rows {
-            open.entry(r.try_get(0)?).or_default().push(Open {
-                seq: r.try_get(1)?,
-                due_on: r.try_get(2)?,
-                principal: r.try_get(3)?,
-                interest: r.try_get(4)?,
-                paid_principal: r.try_get(5)?,
-                paid_interest: r.try_get(6)?,
-                settled_on: None,
-                touched: false,
-            });
-        }
+    // The unpaid instalments each active loan's payments reach, oldest first: first as many
+    // as the payments could settle at one EMI each (and one more, partly paid), then all of
+    // them for the rare loan whose smaller instalments that did not cover.
+    let totals: Vec<(String, i64)> = totals.iter().map(|(l, a)| (l.to_string(), *a)).collect();
+    let mut open = reach(tx, &totals, true).await?;
+    let short: Vec<(String, i64)> = totals
+        .iter()
+        .filter(|(loan, _)| open.get(loan).is_some_and(|(_, complete)| !complete))
+        .cloned()
+        .collect();
+    if !short.is_empty() {
+        open.extend(reach(tx, &short, false).await?);
     }
+    let mut open: HashMap<String, Vec<Open>> =
+        open.into_iter().map(|(l, (list, _))| (l, list)).collect();
     // Allocate in arrival order: interest then principal of the oldest unpaid instalment.
     let mut pay = PaymentRows::default();
     let mut loan_delta: BTreeMap<&str, (i64, i64, i64, NaiveDate)> = BTreeMap::new();
@@ -1007,6 +985,7 @@ async fn receive_payments(
            AS u(loan_id, pp, pi, su, last) \
          LEFT JOIN LATERAL (SELECT i.seq, i.due_on FROM instalments i \
            WHERE i.loan_id = u.loan_id \
+             AND i.seq >= (SELECT o.next_unpaid_seq FROM loan_status o WHERE o.loan_id = u.loan_id) \
              AND i.paid_principal + i.paid_interest < i.principal + i.interest \
            ORDER BY i.seq LIMIT 1) n ON true \
          WHERE s.loan_id = u.loan_id",
@@ -1043,6 +1022,71 @@ async fn receive_payments(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// The unpaid instalments of each loan that payments totalling `total` reach, oldest first,
+/// and whether they are all of them (a loan with none is absent). With `limited`, at most
+/// `total / EMI + 2` instalments are read per loan and a loan whose list may go on is marked
+/// incomplete.
+async fn reach(
+    tx: &mut PgConnection,
+    loans: &[(String, i64)],
+    limited: bool,
+) -> Result<HashMap<String, (Vec<Open>, bool)>, sqlx::Error> {
+    let mut out: HashMap<String, (Vec<Open>, bool)> = HashMap::new();
+    if loans.is_empty() {
+        return Ok(out);
+    }
+    let rows = sqlx::query(
+        "SELECT p.loan_id, x.seq, x.due_on, x.principal, x.interest, x.paid_principal, \
+           x.paid_interest, x.due, p.total, p.lim \
+         FROM (SELECT u.loan_id, u.total, s.next_unpaid_seq AS first, \
+                 CASE WHEN $3 THEN u.total / greatest(l.emi, 1) + 2 END AS lim \
+               FROM unnest($1::text[], $2::int8[]) AS u(loan_id, total) \
+               JOIN loan_status s ON s.loan_id = u.loan_id \
+               JOIN loans l ON l.loan_id = u.loan_id) p \
+         CROSS JOIN LATERAL ( \
+           SELECT i.*, sum(i.due) OVER (ORDER BY i.seq) - i.due AS before \
+           FROM (SELECT i.seq, i.due_on, i.principal, i.interest, i.paid_principal, \
+                   i.paid_interest, i.principal + i.interest - i.paid_principal - i.paid_interest AS due \
+                 FROM instalments i \
+                 WHERE i.loan_id = p.loan_id AND i.seq >= p.first \
+                   AND i.paid_principal + i.paid_interest < i.principal + i.interest \
+                 ORDER BY i.seq LIMIT p.lim) i \
+         ) x \
+         WHERE x.before < p.total \
+         ORDER BY p.loan_id, x.seq",
+    )
+    .bind(loans.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>())
+    .bind(loans.iter().map(|(_, t)| *t).collect::<Vec<_>>())
+    .bind(limited)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut covered: HashMap<String, (i64, i64, Option<i64>)> = HashMap::new();
+    for r in rows {
+        let loan: String = r.try_get(0)?;
+        let c = covered
+            .entry(loan.clone())
+            .or_insert((0, r.try_get(8)?, r.try_get(9)?));
+        c.0 += r.try_get::<i64, _>(7)?;
+        out.entry(loan).or_default().0.push(Open {
+            seq: r.try_get(1)?,
+            due_on: r.try_get(2)?,
+            principal: r.try_get(3)?,
+            interest: r.try_get(4)?,
+            paid_principal: r.try_get(5)?,
+            paid_interest: r.try_get(6)?,
+            settled_on: None,
+            touched: false,
+        });
+    }
+    for (loan, (list, complete)) in &mut out {
+        let (due, total, limit) = covered.get(loan).copied().unwrap_or((0, 0, None));
+        // Short of the total only if every instalment read is here: complete unless the read
+        // stopped at its limit.
+        *complete = due >= total || limit.is_none_or(|l| (list.len() as i64) < l);
+    }
+    Ok(out)
 }
 
 #[derive(Default)]
