@@ -179,26 +179,45 @@ impl FlatEnsemble {
     /// Every tree's leaf for a row, summed in tree order (the order of [`Ensemble::margin`]).
     #[inline(always)]
     fn walk<X: ?Sized>(&self, x: &X, step: impl Fn(Packed, &X, usize) -> usize) -> f32 {
-        let internal = (1usize << self.depth) - 1;
+        // The common depths as constants, so that the compiler unrolls the walk completely.
+        match self.depth {
+            4 => self.walk_depth(x, step, 4),
+            5 => self.walk_depth(x, step, 5),
+            6 => self.walk_depth(x, step, 6),
+            7 => self.walk_depth(x, step, 7),
+            8 => self.walk_depth(x, step, 8),
+            d => self.walk_depth(x, step, d),
+        }
+    }
+
+    #[inline(always)]
+    fn walk_depth<X: ?Sized>(
+        &self,
+        x: &X,
+        step: impl Fn(Packed, &X, usize) -> usize,
+        depth: usize,
+    ) -> f32 {
+        let internal = (1usize << depth) - 1;
         let width = internal + 1;
         let mut sum = self.base_margin;
         let mut t = 0;
         while t + LANES <= self.trees {
             let nodes = &self.nodes[t * internal..(t + LANES) * internal];
+            let leaves = &self.leaves[t * width..(t + LANES) * width];
             let mut idx = [0usize; LANES];
-            for _ in 0..self.depth {
+            for _ in 0..depth {
                 for (k, i) in idx.iter_mut().enumerate() {
                     *i = step(nodes[k * internal + *i], x, *i);
                 }
             }
             for (k, i) in idx.iter().enumerate() {
-                sum += self.leaves[(t + k) * width + *i - internal];
+                sum += leaves[k * width + *i - internal];
             }
             t += LANES;
         }
         while t < self.trees {
             let mut i = 0usize;
-            for _ in 0..self.depth {
+            for _ in 0..depth {
                 i = step(self.nodes[t * internal + i], x, i);
             }
             sum += self.leaves[t * width + i - internal];
