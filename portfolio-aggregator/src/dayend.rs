@@ -186,19 +186,6 @@ WITH base AS (
      OR s.accrued_interest > 0 OR s.interest_suspended > 0
      OR (s.state = 'CLOSED' AND (s.asset_class <> 'STANDARD' OR s.stage <> 1))
 ),
-arrears AS (
-  -- Only loans in arrears, each by its primary-key range: the cost follows the arrears, not
-  -- the book.
-  SELECT b.loan_id, x.arrears, x.arrears_interest
-  FROM base b
-  CROSS JOIN LATERAL (
-    SELECT sum(i.principal + i.interest - i.paid_principal - i.paid_interest)::int8 AS arrears,
-      sum(i.interest - i.paid_interest)::int8 AS arrears_interest
-    FROM instalments i
-    WHERE i.loan_id = b.loan_id AND i.seq >= b.next_unpaid_seq AND i.due_on <= $1
-  ) x
-  WHERE b.dpd > 0
-),
 own AS (
   SELECT b.*, coalesce(a.arrears, 0) AS arrears, coalesce(a.arrears_interest, 0) AS arrears_interest,
     b.state = 'ACTIVE' AND (b.prev_class = 'LOSS' OR b.loss_on <= $1) AS is_loss,
@@ -209,7 +196,15 @@ own AS (
            THEN CASE WHEN b.dpd > 0 OR coalesce(a.arrears, 0) > 0 THEN b.prev_own END
          WHEN b.dpd > $4 THEN $1
     END AS own_npa
-  FROM base b LEFT JOIN arrears a USING (loan_id)
+  FROM base b
+  -- Arrears only of loans past due, each by its primary-key range: the cost follows the
+  -- arrears, not the book (one row per loan, so the estimates stay those of the book).
+  LEFT JOIN LATERAL (
+    SELECT sum(i.principal + i.interest - i.paid_principal - i.paid_interest)::int8 AS arrears,
+      sum(i.interest - i.paid_interest)::int8 AS arrears_interest
+    FROM instalments i
+    WHERE b.dpd > 0 AND i.loan_id = b.loan_id AND i.seq >= b.next_unpaid_seq AND i.due_on <= $1
+  ) a ON true
 ),
 npa_borrowers AS (
   -- Borrower-wise NPA: a borrower is NPA from the earliest date any of their loans is.
