@@ -67,6 +67,7 @@ pub async fn close_day(
         .execute(&mut *tx)
         .await?;
     fill_loan_attributes(tx).await?;
+    refresh_statistics(tx).await?;
     let previous: Option<NaiveDate> = sqlx::query_scalar(
         "SELECT max(business_date) FROM business_days \
          WHERE closed_at IS NOT NULL AND business_date < $1",
@@ -99,6 +100,38 @@ pub async fn close_day(
         gross_npa_ratio,
         seconds,
     })
+}
+
+/// Tables the day-end reads whose statistics are refreshed when they have grown by half since
+/// PostgreSQL last sampled them (or were never sampled).
+const AGED_TABLES: [&str; 5] = [
+    "loans",
+    "loan_status",
+    "customer_risk",
+    "decisions",
+    "instalments",
+];
+
+/// Sample the tables a book that grows faster than autovacuum looks at (a replayed history,
+/// a bulk load) has outgrown, so the day-end is planned for the book it has, not the one the
+/// statistics remember. A book of steady size (a daily day-end) is left to autovacuum.
+async fn refresh_statistics(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT t.relname::text FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid \
+         WHERE t.relname = ANY($1) AND t.schemaname = current_schema() \
+           AND t.n_live_tup > 100 AND (c.reltuples < 0 OR t.n_live_tup > 1.5 * c.reltuples)",
+    )
+    .bind(AGED_TABLES.map(String::from).to_vec())
+    .fetch_all(&mut *tx)
+    .await?;
+    for table in stale {
+        if AGED_TABLES.contains(&table.as_str()) {
+            sqlx::query(&format!("ANALYZE {table}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn fill_loan_attributes(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
