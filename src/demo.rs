@@ -509,7 +509,7 @@ impl Sink for DemoSink {
                     self.live_days += 1;
                     let horizon = t.business_date - chrono::Duration::days(10);
                     self.pending.retain(|_, (day, _)| *day >= horizon);
-                    if self.retrain_every > 0 && self.live_days % self.retrain_every == 0 {
+                    if self.retrain_every > 0 && self.live_days.is_multiple_of(self.retrain_every) {
                         let _ = self.retrain.send(t.business_date);
                     }
                     if self.exit_after.is_some_and(|n| self.live_days >= n) {

@@ -142,7 +142,7 @@ pub fn run(args: GenerateArgs, settings: Settings) -> anyhow::Result<()> {
         if done == 1 {
             bar.set_length(total);
         }
-        if done % 7 == 0 || done == total {
+        if done.is_multiple_of(7) || done == total {
             bar.set_position(done);
         }
     };

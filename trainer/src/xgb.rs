@@ -139,7 +139,7 @@ impl XgbParams {
 
 /// A dense row-major matrix with NaN as missing, and optional labels.
 pub fn matrix(rows: &[f32], n_cols: usize, labels: Option<&[f32]>) -> Result<DMatrix, XgbError> {
-    if n_cols == 0 || rows.len() % n_cols != 0 {
+    if n_cols == 0 || !rows.len().is_multiple_of(n_cols) {
         return Err(XgbError::Shape(format!(
             "{} values do not make rows of {n_cols} columns",
             rows.len()

@@ -205,19 +205,45 @@ struct Unit {
     directions: [u32; MAX_DIRECTIONS],
     /// How many of `directions` are used.
     used: u32,
+    /// Bit of the anchor's direction in [`TableTree::add`]'s direction bits; the other
+    /// directions follow it, in the same word.
+    first: u32,
     /// Features of the row's columns; padding column `k` points to slot `num_features + k`.
-    features: [u16; MAX_TABLE_FEATURES],
+    features: [u8; MAX_TABLE_FEATURES],
     offset: u32,
 }
 
+/// Accumulator slots: features and padding columns of models explained from tables.
+const SLOTS: usize = 256;
+
+/// One accumulator of [`TableTree::add`].
+type Bank = [f64; SLOTS];
+
 /// Direction bits in a unit's index: its anchor and the anchor's two children.
 const MAX_DIRECTIONS: usize = 3;
+
+/// A node whose direction indexes a unit's rows, as the single-row walk needs it.
+#[derive(Debug, Clone, Copy)]
+struct TurnNode {
+    threshold: f32,
+    feature: u8,
+    default_left: bool,
+    /// Position in the direction bits (units' nodes in order; a unit's never straddle words).
+    bit: u16,
+}
 
 /// One tree explained by pattern lookup.
 #[derive(Debug, Clone)]
 struct TableTree {
     /// Internal nodes, parents before children.
     nodes: Vec<WalkNode>,
+    /// The internal nodes above the units' anchors, parents before children: the single-row
+    /// walk carries path patterns through these only.
+    upper: Vec<WalkNode>,
+    /// The units' direction nodes: the single-row walk only records which way the row goes.
+    turns: Vec<TurnNode>,
+    /// 64-bit words of direction bits.
+    words: usize,
     units: Vec<Unit>,
     /// Columns per row (the most distinct features of any path), at most [`MAX_TABLE_FEATURES`].
     width: usize,
@@ -331,25 +357,45 @@ fn table_tree(
         });
     }
     let width = paths.iter().map(|p| p.features.len()).max().unwrap_or(0);
-    let pad = u16::try_from(num_features).ok()?;
-    let mut padding = [0u16; MAX_TABLE_FEATURES];
+    if num_features + MAX_TABLE_FEATURES > SLOTS {
+        return None;
+    }
+    let mut padding = [0u8; MAX_TABLE_FEATURES];
     for (k, slot) in padding.iter_mut().enumerate() {
-        *slot = pad + k as u16;
+        *slot = u8::try_from(num_features + k).ok()?;
     }
     let zero_state = u32::try_from(zero_state).ok()?;
     let start = table.len();
     let mut units = Vec::new();
+    let mut turns = Vec::new();
+    let mut above = vec![false; n];
+    let mut bits = 0usize;
     let mut pending = vec![0usize];
     while let Some(anchor) = pending.pop() {
         match subtree_unit(tree, &paths, &pos, anchor, width) {
             Some(unit) => {
                 let mut features = padding;
                 for (slot, f) in features.iter_mut().zip(&unit.columns) {
-                    *slot = u16::try_from(*f).ok()?;
+                    *slot = u8::try_from(*f).ok()?;
                 }
                 let mut directions = [zero_state; MAX_DIRECTIONS];
                 for (slot, d) in directions.iter_mut().zip(&unit.directions) {
                     *slot = u32::try_from(*d).ok()?;
+                }
+                let used = unit.directions.len();
+                if bits % 64 + used > 64 {
+                    bits = bits.next_multiple_of(64);
+                }
+                let first = u32::try_from(bits).ok()?;
+                for d in &unit.directions {
+                    let node = &tree.nodes[*d];
+                    turns.push(TurnNode {
+                        threshold: node.value,
+                        feature: u8::try_from(node.feature).ok()?,
+                        default_left: node.default_left,
+                        bit: u16::try_from(bits).ok()?,
+                    });
+                    bits += 1;
                 }
                 let offset = u32::try_from(table.len()).ok()?;
                 for row in unit.rows {
@@ -360,13 +406,15 @@ fn table_tree(
                     anchor: u32::try_from(anchor).ok()?,
                     mask: (1u32 << paths[anchor].features.len()) - 1,
                     directions,
-                    used: unit.directions.len() as u32,
+                    used: used as u32,
+                    first,
                     features,
                     offset,
                 });
             }
             None => {
                 let node = &tree.nodes[anchor];
+                above[anchor] = true;
                 pending.push(node.right as usize);
                 pending.push(node.left as usize);
             }
@@ -377,8 +425,16 @@ fn table_tree(
         table.truncate(start);
         units.clear();
     }
+    let upper = nodes
+        .iter()
+        .filter(|w| above[usize::from(w.id)])
+        .copied()
+        .collect();
     Some(TableTree {
         nodes,
+        upper,
+        turns,
+        words: bits.div_ceil(64),
         units,
         width,
     })
@@ -449,7 +505,7 @@ fn subtree_unit(
             let mut known = bits;
             for (node, went_left) in route {
                 let k = directions.iter().position(|d| d == node).unwrap_or(0);
-                let goes_left = index >> (directions.len() - 1 - k) & 1 == 1;
+                let goes_left = index >> k & 1 == 1;
                 let follows = goes_left == *went_left;
                 let at = pos[*node];
                 if at == known {
@@ -483,61 +539,97 @@ pub const LANES: usize = 32;
 /// One value per row of a group of [`LANES`] rows.
 type Lanes<T> = [T; LANES];
 
+/// Whether a row with value `v` goes left at a split; `CLEAN`: `v` is known not to be missing.
+#[inline(always)]
+fn goes_left<const CLEAN: bool>(v: f32, threshold: f32, default_left: bool) -> bool {
+    if CLEAN {
+        v < threshold
+    } else {
+        (v < threshold) | (v.is_nan() & default_left)
+    }
+}
+
 /// The high bit of a node's state: the row goes left at that node.
 const LEFT_BIT: u32 = 1 << 31;
 
 impl TableTree {
-    /// Add this tree's contributions for `x` to `banks`: [`BANKS`] accumulators of `stride`
-    /// slots (the features, then one padding slot per column), used in turn so that successive
-    /// additions to the same feature do not wait on each other. `state` is scratch of the
-    /// tree's size.
+    /// Append the table row that each of this tree's units gives `x` to `rows` (its offset in
+    /// the table). `state` is scratch of the tree's size, `dirs` of [`TableTree::words`].
+    /// `CLEAN`: `x` has no missing value.
     #[inline]
-    fn add(&self, table: &[f32], x: &[f32], banks: &mut [f64], stride: usize, state: &mut [u32]) {
-        // Per node: the path positions where the row has left the path, and its direction.
+    fn rows<const CLEAN: bool>(
+        &self,
+        x: &[f32; SLOTS],
+        state: &mut [u32],
+        dirs: &mut [u64],
+        rows: &mut Vec<u32>,
+    ) {
+        // Per anchor: the path positions where the row has left the path.
         state[0] = 0;
-        for n in &self.nodes {
-            let v = x[usize::from(n.feature)];
-            let left = (v < n.threshold) | (v.is_nan() & n.default_left);
+        for n in &self.upper {
+            let v = x[usize::from(n.feature) % SLOTS];
+            let left = goes_left::<CLEAN>(v, n.threshold, n.default_left);
             let bit = 1u32 << n.pos;
             let here = state[usize::from(n.id)];
-            let left_bits = u32::from(left).wrapping_neg();
-            state[usize::from(n.left)] = here | (bit & !left_bits);
-            state[usize::from(n.right)] = here | (bit & left_bits);
-            state[usize::from(n.id)] = here | (LEFT_BIT & left_bits);
+            // The direction is data: a select, not a branch the predictor would miss.
+            let (off_left, off_right) = std::hint::select_unpredictable(left, (0, bit), (bit, 0));
+            state[usize::from(n.left)] = here | off_left;
+            state[usize::from(n.right)] = here | off_right;
         }
+        // Per direction node: whether the row goes left (gathered in a register, word by word).
+        let dirs = &mut dirs[..self.words];
+        let (mut word, mut at) = (0u64, 0usize);
+        for t in &self.turns {
+            let w = usize::from(t.bit / 64);
+            if w != at {
+                if let Some(slot) = dirs.get_mut(at) {
+                    *slot = word;
+                }
+                (word, at) = (0, w);
+            }
+            let left = goes_left::<CLEAN>(x[usize::from(t.feature)], t.threshold, t.default_left);
+            word |= std::hint::select_unpredictable(left, 1u64, 0) << (t.bit % 64);
+        }
+        if let Some(slot) = dirs.get_mut(at) {
+            *slot = word;
+        }
+        let width = self.width as u32;
+        rows.extend(self.units.iter().map(|unit| {
+            let pattern = unit.mask & !state[unit.anchor as usize];
+            let word = dirs.get(unit.first as usize / 64).copied().unwrap_or(0);
+            let turns = (word >> (unit.first % 64)) as u32 & ((1u32 << unit.used) - 1);
+            unit.offset + ((pattern << unit.used) | turns) * width
+        }));
+    }
+
+    /// Add the table rows [`TableTree::rows`] chose to `banks`: [`BANKS`] accumulators (the
+    /// features, then one padding slot per column), used in turn so that successive additions
+    /// to the same feature do not wait on each other.
+    #[inline]
+    fn add(&self, table: &[f32], rows: &[u32], banks: &mut [Bank; BANKS]) {
         match self.width {
-            1 => self.add_units::<1>(table, banks, stride, state),
-            2 => self.add_units::<2>(table, banks, stride, state),
-            3 => self.add_units::<3>(table, banks, stride, state),
-            4 => self.add_units::<4>(table, banks, stride, state),
-            5 => self.add_units::<5>(table, banks, stride, state),
-            6 => self.add_units::<6>(table, banks, stride, state),
-            7 => self.add_units::<7>(table, banks, stride, state),
-            _ => self.add_units::<MAX_TABLE_FEATURES>(table, banks, stride, state),
+            1 => self.add_rows::<1>(table, rows, banks),
+            2 => self.add_rows::<2>(table, rows, banks),
+            3 => self.add_rows::<3>(table, rows, banks),
+            4 => self.add_rows::<4>(table, rows, banks),
+            5 => self.add_rows::<5>(table, rows, banks),
+            6 => self.add_rows::<6>(table, rows, banks),
+            7 => self.add_rows::<7>(table, rows, banks),
+            _ => self.add_rows::<MAX_TABLE_FEATURES>(table, rows, banks),
         }
     }
 
-    /// The table rows of this tree's units, `W` columns each.
+    /// [`TableTree::add`] with `W` columns per row.
     #[inline]
-    fn add_units<const W: usize>(
-        &self,
-        table: &[f32],
-        banks: &mut [f64],
-        stride: usize,
-        state: &[u32],
-    ) {
-        for (j, unit) in self.units.iter().enumerate() {
-            let pattern = unit.mask & !state[unit.anchor as usize];
-            let [a, b, c] = unit.directions.map(|d| state[d as usize] >> 31);
-            let turns = ((a << 2) | (b << 1) | c) >> (MAX_DIRECTIONS as u32 - unit.used);
-            let index = (pattern << unit.used) | turns;
-            let row = unit.offset as usize + index as usize * W;
+    fn add_rows<const W: usize>(&self, table: &[f32], rows: &[u32], banks: &mut [Bank; BANKS]) {
+        for (j, (unit, row)) in self.units.iter().zip(rows).enumerate() {
+            let row = *row as usize;
             let Some(values) = table.get(row..row + W) else {
                 continue;
             };
-            let bank = (j % BANKS) * stride;
+            let bank = &mut banks[j % BANKS];
             for k in 0..W {
-                banks[bank + usize::from(unit.features[k])] += f64::from(values[k]);
+                bank[usize::from(unit.features[k])] += f64::from(values[k]);
             }
         }
     }
@@ -597,8 +689,7 @@ impl TableTree {
             let mut rows = [0usize; LANES];
             for k in 0..LANES {
                 let pattern = unit.mask & !anchor[k];
-                let turns = (((a[k] >> 31) << 2) | ((b[k] >> 31) << 1) | (c[k] >> 31))
-                    >> (MAX_DIRECTIONS as u32 - unit.used);
+                let turns = (a[k] >> 31) | ((b[k] >> 31) << 1) | ((c[k] >> 31) << 2);
                 let index = (pattern << unit.used) | turns;
                 rows[k] = unit.offset as usize + index as usize * W;
             }
@@ -628,6 +719,10 @@ pub struct Explainer {
     trees: Vec<TreeExplainer>,
     table: Vec<f32>,
     max_nodes: usize,
+    /// Most direction-bit words of any tree.
+    max_words: usize,
+    /// Units of all trees.
+    units: usize,
 }
 
 impl Explainer {
@@ -638,7 +733,7 @@ impl Explainer {
         let d = model.max_depth() + 4;
         let max_nodes = model.trees.iter().map(|t| t.nodes.len()).max().unwrap_or(0);
         let mut table = Vec::new();
-        let trees = model
+        let trees: Vec<TreeExplainer> = model
             .trees
             .iter()
             .enumerate()
@@ -650,13 +745,51 @@ impl Explainer {
             )
             .collect();
         table.shrink_to_fit();
+        let max_words = trees
+            .iter()
+            .map(|t| match t {
+                TreeExplainer::Table(walk) => walk.words,
+                TreeExplainer::Recursive(_) => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        let units = trees
+            .iter()
+            .map(|t| match t {
+                TreeExplainer::Table(walk) => walk.units.len(),
+                TreeExplainer::Recursive(_) => 0,
+            })
+            .sum();
         Self {
             bias,
             buffer_len: d * (d + 1) / 2,
             trees,
             table,
             max_nodes,
+            max_words,
+            units,
         }
+    }
+
+    /// Read the first and last value of each table row at `rows`: loads that depend on nothing
+    /// else, so the processor has many of them under way at once.
+    fn touch(&self, rows: &[u32]) -> u32 {
+        let mut acc = 0;
+        let mut next = 0;
+        for tree in &self.trees {
+            if let TreeExplainer::Table(walk) = tree {
+                let end = next + walk.units.len();
+                let last = walk.width.saturating_sub(1);
+                for r in rows.get(next..end).unwrap_or_default() {
+                    let r = *r as usize;
+                    let first = self.table.get(r).map_or(0, |v| v.to_bits());
+                    let end = self.table.get(r + last).map_or(0, |v| v.to_bits());
+                    acc ^= first ^ end;
+                }
+                next = end;
+            }
+        }
+        acc
     }
 
     /// Bytes held by the precomputed tables.
@@ -674,15 +807,37 @@ impl Explainer {
             return self.contributions(model, &padded);
         }
         let mut phi = vec![0.0; model.num_features];
-        let stride = model.num_features + MAX_TABLE_FEATURES;
-        let mut banks = vec![0.0; BANKS * stride];
+        let mut banks = Box::new([[0.0; SLOTS]; BANKS]);
         // One slot past the nodes stays zero for units' unused direction slots.
+        // First every table row the row needs, then one light pass that reads each (so that
+        // many are fetched from memory at once), then the sums.
         let mut state = vec![0u32; self.max_nodes + 1];
+        let mut dirs = vec![0u64; self.max_words];
+        let mut rows = Vec::with_capacity(self.units);
+        let clean = !x.iter().any(|v| v.is_nan());
+        // Table trees only exist for models whose features fit the slots: read without checks.
+        let mut values = [f32::NAN; SLOTS];
+        for (slot, v) in values.iter_mut().zip(x) {
+            *slot = *v;
+        }
+        for tree in &self.trees {
+            if let TreeExplainer::Table(walk) = tree {
+                if clean {
+                    walk.rows::<true>(&values, &mut state, &mut dirs, &mut rows);
+                } else {
+                    walk.rows::<false>(&values, &mut state, &mut dirs, &mut rows);
+                }
+            }
+        }
+        std::hint::black_box(self.touch(&rows));
         let mut buffer = Vec::new();
+        let mut next = 0;
         for tree in &self.trees {
             match tree {
                 TreeExplainer::Table(walk) => {
-                    walk.add(&self.table, x, &mut banks, stride, &mut state);
+                    let end = next + walk.units.len();
+                    walk.add(&self.table, &rows[next..end], &mut banks);
+                    next = end;
                 }
                 TreeExplainer::Recursive(k) => {
                     if buffer.is_empty() {
@@ -703,7 +858,7 @@ impl Explainer {
                 }
             }
         }
-        for bank in banks.chunks(stride) {
+        for bank in banks.iter() {
             for (p, b) in phi.iter_mut().zip(bank) {
                 *p += b;
             }
@@ -792,7 +947,7 @@ mod tests {
             right,
             feature,
             value: threshold,
-            default_left: feature % 2 == 0,
+            default_left: feature.is_multiple_of(2),
             cover,
         }
     }
