@@ -205,7 +205,7 @@ struct Unit {
     directions: [u32; MAX_DIRECTIONS],
     /// How many of `directions` are used.
     used: u32,
-    /// Bit of the anchor's direction in [`TableTree::add`]'s direction bits; the other
+    /// Bit of the anchor's direction in [`TableTree::rows`]'s direction bits; the other
     /// directions follow it, in the same word.
     first: u32,
     /// Features of the row's columns; padding column `k` points to slot `num_features + k`.
