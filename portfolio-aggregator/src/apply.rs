@@ -16,7 +16,7 @@ use schemas::{
     CustomerRegistered, Decision, EmploymentType, LoanAction, LoanApplication, LoanDisbursed,
     LoanEventBody, Outcome, PaymentReceived, Residence,
 };
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use crate::dayend::{self, DayEndReport};
 use crate::message::{Incoming, Payload, Rejection, Source};
@@ -98,14 +98,13 @@ pub async fn apply_batch(
     // Events partitions that delivered the tick of a day not yet closed wait for the day-end:
     // their later messages belong to the next day and are held back (fetched again later).
     let mut open: HashMap<i32, NaiveDate> = HashMap::new();
-    for (date, ticks) in sqlx::query_as::<_, (NaiveDate, Vec<i32>)>(
-        "SELECT business_date, ticks FROM business_days WHERE closed_at IS NULL",
-    )
-    .fetch_all(&mut *tx)
-    .await?
+    for day in
+        sqlx::query!("SELECT business_date, ticks FROM business_days WHERE closed_at IS NULL")
+            .fetch_all(&mut *tx)
+            .await?
     {
-        for p in ticks {
-            open.entry(p).or_insert(date);
+        for p in day.ticks {
+            open.entry(p).or_insert(day.business_date);
         }
     }
 
@@ -165,16 +164,16 @@ pub async fn apply_batch(
             acc.2.push(o);
             acc
         });
-    sqlx::query(
+    sqlx::query!(
         "UPDATE consumer_offsets o SET next_offset = n.next_offset, updated_at = now() \
          FROM unnest($2::text[], $3::int4[], $4::int8[]) AS n(topic, partition, next_offset) \
          WHERE o.consumer_group = $1 AND o.topic = n.topic AND o.partition = n.partition \
            AND o.next_offset <> n.next_offset",
+        &ctx.group,
+        &topics,
+        &partitions,
+        &offsets
     )
-    .bind(&ctx.group)
-    .bind(&topics)
-    .bind(&partitions)
-    .bind(&offsets)
     .execute(&mut *tx)
     .await?;
     out.offsets = next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
@@ -194,34 +193,30 @@ async fn lock_offsets(
         .collect();
     let topics: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
     let partitions: Vec<i32> = keys.iter().map(|k| k.1).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) \
          SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int4[]) AS k(t, p) \
          ORDER BY t, p ON CONFLICT DO NOTHING",
+        group,
+        &topics,
+        &partitions
     )
-    .bind(group)
-    .bind(&topics)
-    .bind(&partitions)
     .execute(&mut *tx)
     .await?;
-    let rows = sqlx::query(
+    let rows = sqlx::query!(
         "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o \
          JOIN unnest($2::text[], $3::int4[]) AS k(t, p) ON o.topic = k.t AND o.partition = k.p \
          WHERE o.consumer_group = $1 ORDER BY o.topic, o.partition FOR UPDATE OF o",
+        group,
+        &topics,
+        &partitions
     )
-    .bind(group)
-    .bind(&topics)
-    .bind(&partitions)
     .fetch_all(&mut *tx)
     .await?;
-    let mut out = HashMap::new();
-    for r in rows {
-        out.insert(
-            (r.try_get::<String, _>(0)?, r.try_get::<i32, _>(1)?),
-            r.try_get::<i64, _>(2)?,
-        );
-    }
-    Ok(out)
+    Ok(rows
+        .into_iter()
+        .map(|r| ((r.topic, r.partition), r.next_offset))
+        .collect())
 }
 
 /// Last occurrence of each key wins (a later record of the same entity supersedes).
@@ -259,7 +254,7 @@ async fn upsert_customers(
                 .and_then(|b| serde_json::to_string(b).ok())
         })
         .collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO customers (customer_id, registered_at, full_name, email, phone, \
            date_of_birth, age, employment_type, employer_name, years_employed, monthly_income, \
            existing_emi, dependents, residence, region, bureau) \
@@ -275,39 +270,35 @@ async fn upsert_customers(
            years_employed = excluded.years_employed, monthly_income = excluded.monthly_income, \
            existing_emi = excluded.existing_emi, dependents = excluded.dependents, \
            residence = excluded.residence, region = excluded.region, bureau = excluded.bureau",
-    )
-    .bind(
-        rows.iter()
+        &(rows
+            .iter()
             .map(|c| c.customer_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|c| c.registered_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|c| c.full_name.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|c| c.email.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|c| c.phone.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|c| c.date_of_birth).collect::<Vec<_>>())
-    .bind(rows.iter().map(|c| c.age).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..],
+        &(rows.iter().map(|c| c.registered_at).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|c| c.full_name.clone()).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|c| c.email.clone()).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|c| c.phone.clone()).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|c| c.date_of_birth).collect::<Vec<_>>())[..] as _,
+        &(rows.iter().map(|c| c.age).collect::<Vec<_>>())[..] as _,
+        &(rows
+            .iter()
             .map(|c| employment_symbol(c.employment_type))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..] as _,
+        &(rows
+            .iter()
             .map(|c| c.employer_name.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|c| c.years_employed).collect::<Vec<_>>())
-    .bind(rows.iter().map(|c| c.monthly_income).collect::<Vec<_>>())
-    .bind(rows.iter().map(|c| c.existing_emi).collect::<Vec<_>>())
-    .bind(rows.iter().map(|c| c.dependents).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..] as _,
+        &(rows.iter().map(|c| c.years_employed).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|c| c.monthly_income).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|c| c.existing_emi).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|c| c.dependents).collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|c| residence_symbol(c.residence))
-            .collect::<Vec<_>>(),
+            .collect::<Vec<_>>())[..] as _,
+        &(rows.iter().map(|c| c.region.clone()).collect::<Vec<_>>())[..],
+        &bureau[..] as _
     )
-    .bind(rows.iter().map(|c| c.region.clone()).collect::<Vec<_>>())
-    .bind(bureau)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -325,7 +316,7 @@ async fn upsert_applications(
         .iter()
         .map(|a| serde_json::to_string(a).unwrap_or_default())
         .collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO applications (application_id, customer_id, submitted_at, channel, purpose, \
            amount, tenure_months, interest_rate_bps, collateral_value, payload) \
          SELECT id, c, at, ch, pu, am, te, ra, co, p::jsonb \
@@ -339,41 +330,35 @@ async fn upsert_applications(
            interest_rate_bps = excluded.interest_rate_bps, \
            collateral_value = excluded.collateral_value, payload = excluded.payload \
          WHERE applications.payload IS DISTINCT FROM excluded.payload",
-    )
-    .bind(
-        rows.iter()
+        &(rows
+            .iter()
             .map(|a| a.application_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|a| a.customer_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|a| a.submitted_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|a| a.channel.clone()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..],
+        &(rows.iter().map(|a| a.submitted_at).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|a| a.channel.clone()).collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|a| a.loan.purpose.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|a| a.loan.amount).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..] as _,
+        &(rows.iter().map(|a| a.loan.amount).collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|a| a.loan.tenure_months)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|a| a.loan.interest_rate_bps)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|a| a.loan.collateral_value)
-            .collect::<Vec<_>>(),
+            .collect::<Vec<_>>())[..] as _,
+        &payload[..]
     )
-    .bind(payload)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -400,7 +385,7 @@ async fn upsert_decisions(
         .iter()
         .map(|d| serde_json::to_string(&d.rule_hits).unwrap_or_else(|_| "[]".into()))
         .collect();
-    let changed: Vec<String> = sqlx::query_scalar(
+    let changed: Vec<String> = sqlx::query_scalar!(
         "INSERT INTO decisions (application_id, customer_id, decided_at, model_version, \
            feature_set_version, pd, score, score_clamped, grade, decision, rule_hits, emi, foir, \
            ltv, challenger_version, challenger_pd) \
@@ -421,59 +406,54 @@ async fn upsert_decisions(
          WHERE decisions.decided_at <= excluded.decided_at \
            AND (decisions.*) IS DISTINCT FROM (excluded.*) \
          RETURNING application_id",
-    )
-    .bind(
-        rows.iter()
+        &(rows
+            .iter()
             .map(|d| d.application_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|d| d.customer_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|d| d.decided_at).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..],
+        &(rows.iter().map(|d| d.decided_at).collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|d| d.model_version.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|d| d.feature_set_version.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|d| d.pd).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.score).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.score_clamped).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.grade.clone()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..],
+        &(rows.iter().map(|d| d.pd).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|d| d.score).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|d| d.score_clamped).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|d| d.grade.clone()).collect::<Vec<_>>())[..],
+        &(rows
+            .iter()
             .map(|d| outcome_symbol(d.decision))
-            .collect::<Vec<_>>(),
-    )
-    .bind(rule_hits)
-    .bind(rows.iter().map(|d| d.emi).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.foir).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.ltv).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..] as _,
+        &rule_hits[..],
+        &(rows.iter().map(|d| d.emi).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|d| d.foir).collect::<Vec<_>>())[..],
+        &(rows.iter().map(|d| d.ltv).collect::<Vec<_>>())[..] as _,
+        &(rows
+            .iter()
             .map(|d| d.challenger.as_ref().map(|c| c.model_version.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
+            .collect::<Vec<_>>())[..] as _,
+        &(rows
+            .iter()
             .map(|d| d.challenger.as_ref().map(|c| c.pd))
-            .collect::<Vec<_>>(),
+            .collect::<Vec<_>>())[..] as _
     )
     .fetch_all(&mut *tx)
     .await?;
     if !changed.is_empty() {
         let changed_set: HashSet<&str> = changed.iter().map(String::as_str).collect();
-        sqlx::query("DELETE FROM decision_reasons WHERE application_id = ANY($1)")
-            .bind(&changed)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM decision_reasons WHERE application_id = ANY($1)",
+            &changed
+        )
+        .execute(&mut *tx)
+        .await?;
         let mut ids = Vec::new();
         let mut ranks = Vec::new();
         let mut codes = Vec::new();
@@ -494,17 +474,9 @@ async fn upsert_decisions(
             }
         }
         if !ids.is_empty() {
-            sqlx::query(
-                "INSERT INTO decision_reasons (application_id, rank, code, feature, value, points) \
+            sqlx::query!("INSERT INTO decision_reasons (application_id, rank, code, feature, value, points) \
                  SELECT * FROM unnest($1::text[], $2::int2[], $3::text[], $4::text[], \
-                   $5::float8[], $6::float8[])",
-            )
-            .bind(ids)
-            .bind(ranks)
-            .bind(codes)
-            .bind(features)
-            .bind(values)
-            .bind(points)
+                   $5::float8[], $6::float8[])", &ids[..], &ranks[..], &codes[..], &features[..], &values[..] as _, &points[..])
             .execute(&mut *tx)
             .await?;
         }
@@ -524,15 +496,10 @@ async fn upsert_decisions(
         .map(|(c, (p, t))| (c, p, t))
         .collect();
     risk.sort_by(|a, b| a.0.cmp(b.0));
-    sqlx::query(
-        "INSERT INTO customer_risk (customer_id, pd, decided_at) \
+    sqlx::query!("INSERT INTO customer_risk (customer_id, pd, decided_at) \
          SELECT * FROM unnest($1::text[], $2::float8[], $3::timestamptz[]) \
          ON CONFLICT (customer_id) DO UPDATE SET pd = excluded.pd, decided_at = excluded.decided_at \
-         WHERE customer_risk.decided_at < excluded.decided_at",
-    )
-    .bind(risk.iter().map(|r| r.0.to_string()).collect::<Vec<_>>())
-    .bind(risk.iter().map(|r| r.1).collect::<Vec<_>>())
-    .bind(risk.iter().map(|r| r.2).collect::<Vec<_>>())
+         WHERE customer_risk.decided_at < excluded.decided_at", &(risk.iter().map(|r| r.0.to_string()).collect::<Vec<_>>())[..], &(risk.iter().map(|r| r.1).collect::<Vec<_>>())[..], &(risk.iter().map(|r| r.2).collect::<Vec<_>>())[..])
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -576,18 +543,18 @@ async fn apply_events(
     let fresh: HashSet<String> = if ids.is_empty() {
         HashSet::new()
     } else {
-        sqlx::query_scalar(
+        sqlx::query_scalar!(
             "INSERT INTO applied_events (event_id) SELECT unnest($1::text[]) \
              ON CONFLICT DO NOTHING RETURNING event_id",
+            &ids
         )
-        .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
         .collect()
     };
-    let last_closed: Option<NaiveDate> = sqlx::query_scalar(
-        "SELECT max(business_date) FROM business_days WHERE closed_at IS NOT NULL",
+    let last_closed: Option<NaiveDate> = sqlx::query_scalar!(
+        "SELECT max(business_date) FROM business_days WHERE closed_at IS NOT NULL"
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -647,7 +614,7 @@ async fn disburse(
             schedule(d.principal, rate, months, d.first_due_on),
         ));
     }
-    let inserted: HashSet<String> = sqlx::query_scalar(
+    let inserted: HashSet<String> = sqlx::query_scalar!(
         "INSERT INTO loans (loan_id, application_id, customer_id, principal, interest_rate_bps, \
            tenure_months, emi, instalments, disbursed_on, first_due_on, maturity_on, \
            collateral_value, purpose, region, grade, origination_pd) \
@@ -660,74 +627,52 @@ async fn disburse(
          LEFT JOIN decisions d ON d.application_id = t.app \
          LEFT JOIN customers c ON c.customer_id = t.cust \
          ON CONFLICT DO NOTHING RETURNING loan_id",
-    )
-    .bind(
-        disbursals
+        &(disbursals
             .iter()
             .map(|(_, d)| d.loan_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        disbursals
+            .collect::<Vec<_>>())[..],
+        &(disbursals
             .iter()
             .map(|(_, d)| d.application_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        disbursals
+            .collect::<Vec<_>>())[..],
+        &(disbursals
             .iter()
             .map(|(_, d)| d.customer_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        disbursals
+            .collect::<Vec<_>>())[..],
+        &(disbursals
             .iter()
             .map(|(_, d)| d.principal)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        disbursals
+            .collect::<Vec<_>>())[..],
+        &(disbursals
             .iter()
             .map(|(_, d)| d.interest_rate_bps)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        disbursals
+            .collect::<Vec<_>>())[..],
+        &(disbursals
             .iter()
             .map(|(_, d)| d.tenure_months)
-            .collect::<Vec<_>>(),
-    )
-    .bind(schedules.iter().map(|(emi, _)| *emi).collect::<Vec<_>>())
-    .bind(
-        schedules
+            .collect::<Vec<_>>())[..],
+        &(schedules.iter().map(|(emi, _)| *emi).collect::<Vec<_>>())[..],
+        &(schedules
             .iter()
             .map(|(_, s)| i32::try_from(s.len()).unwrap_or(i32::MAX).max(1))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        disbursals
+            .collect::<Vec<_>>())[..],
+        &(disbursals
             .iter()
             .map(|(_, d)| d.disbursed_on)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        disbursals
+            .collect::<Vec<_>>())[..],
+        &(disbursals
             .iter()
             .map(|(_, d)| d.first_due_on)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        disbursals
+            .collect::<Vec<_>>())[..],
+        &(disbursals
             .iter()
             .zip(&schedules)
             .map(|((_, d), (_, s))| s.last().map_or(d.first_due_on, |i| i.due_on))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        disbursals
+            .collect::<Vec<_>>())[..],
+        &(disbursals
             .iter()
             .map(|(_, d)| d.collateral_value)
-            .collect::<Vec<_>>(),
+            .collect::<Vec<_>>())[..] as _
     )
     .fetch_all(&mut *tx)
     .await?
@@ -767,29 +712,29 @@ async fn disburse(
         status_first_due.push(sched.first().map(|i| i.due_on));
     }
     if !loan_ids.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO instalments (loan_id, seq, due_on, principal, interest) \
              SELECT * FROM unnest($1::text[], $2::int4[], $3::date[], $4::int8[], $5::int8[])",
+            &loan_ids[..],
+            &seqs[..],
+            &dues[..],
+            &principals[..],
+            &interests[..]
         )
-        .bind(loan_ids)
-        .bind(seqs)
-        .bind(dues)
-        .bind(principals)
-        .bind(interests)
         .execute(&mut *tx)
         .await?;
     }
     if !status_ids.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO loan_status (loan_id, customer_id, state, outstanding_principal, \
                next_unpaid_seq, next_unpaid_due_on) \
              SELECT id, c, 'ACTIVE', p, 1, fd \
              FROM unnest($1::text[], $2::text[], $3::int8[], $4::date[]) AS t(id, c, p, fd)",
+            &status_ids[..],
+            &status_customers[..],
+            &status_principal[..],
+            &status_first_due[..] as _
         )
-        .bind(status_ids)
-        .bind(status_customers)
-        .bind(status_principal)
-        .bind(status_first_due)
         .execute(&mut *tx)
         .await?;
     }
@@ -819,27 +764,29 @@ async fn receive_payments(
     }
     // Payment ids already booked (under another event id) are conflicts.
     let ids: Vec<String> = payments.iter().map(|(_, p)| p.payment_id.clone()).collect();
-    let known: HashSet<String> =
-        sqlx::query_scalar("SELECT payment_id FROM payments WHERE payment_id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+    let known: HashSet<String> = sqlx::query_scalar!(
+        "SELECT payment_id FROM payments WHERE payment_id = ANY($1)",
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
     let loans: Vec<String> = payments
         .iter()
         .map(|(_, p)| p.loan_id.clone())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let states: HashMap<String, String> =
-        sqlx::query("SELECT loan_id, state FROM loan_status WHERE loan_id = ANY($1)")
-            .bind(&loans)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?)))
-            .collect();
+    let states: HashMap<String, String> = sqlx::query!(
+        "SELECT loan_id, state FROM loan_status WHERE loan_id = ANY($1)",
+        &loans
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.loan_id, r.state))
+    .collect();
     let mut seen_ids = HashSet::new();
     let mut accepted: Vec<&PaymentReceived> = Vec::new();
     let mut totals: HashMap<&str, i64> = HashMap::new();
@@ -957,24 +904,23 @@ async fn receive_payments(
         }
     }
     if !il.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE instalments i SET paid_principal = u.pp, paid_interest = u.pi, \
                settled_on = coalesce(u.so, i.settled_on) \
              FROM unnest($1::text[], $2::int4[], $3::int8[], $4::int8[], $5::date[]) \
                AS u(loan_id, seq, pp, pi, so) \
              WHERE i.loan_id = u.loan_id AND i.seq = u.seq",
+            &il[..],
+            &is[..],
+            &ipp[..],
+            &ipi[..],
+            &iso[..] as _
         )
-        .bind(il)
-        .bind(is)
-        .bind(ipp)
-        .bind(ipi)
-        .bind(iso)
         .execute(&mut *tx)
         .await?;
     }
     let lids: Vec<String> = loan_delta.keys().map(|l| l.to_string()).collect();
-    sqlx::query(
-        "UPDATE loan_status s SET outstanding_principal = s.outstanding_principal - u.pp, \
+    sqlx::query!("UPDATE loan_status s SET outstanding_principal = s.outstanding_principal - u.pp, \
            paid_principal = s.paid_principal + u.pp, paid_interest = s.paid_interest + u.pi, \
            surplus = s.surplus + u.su, \
            last_paid_on = greatest(s.last_paid_on, u.last), \
@@ -988,19 +934,12 @@ async fn receive_payments(
              AND i.seq >= (SELECT o.next_unpaid_seq FROM loan_status o WHERE o.loan_id = u.loan_id) \
              AND i.paid_principal + i.paid_interest < i.principal + i.interest \
            ORDER BY i.seq LIMIT 1) n ON true \
-         WHERE s.loan_id = u.loan_id",
-    )
-    .bind(lids)
-    .bind(loan_delta.values().map(|v| v.0).collect::<Vec<_>>())
-    .bind(loan_delta.values().map(|v| v.1).collect::<Vec<_>>())
-    .bind(loan_delta.values().map(|v| v.2).collect::<Vec<_>>())
-    .bind(loan_delta.values().map(|v| v.3).collect::<Vec<_>>())
+         WHERE s.loan_id = u.loan_id", &lids[..], &(loan_delta.values().map(|v| v.0).collect::<Vec<_>>())[..], &(loan_delta.values().map(|v| v.1).collect::<Vec<_>>())[..], &(loan_delta.values().map(|v| v.2).collect::<Vec<_>>())[..], &(loan_delta.values().map(|v| v.3).collect::<Vec<_>>())[..])
     .execute(&mut *tx)
     .await?;
     let days: Vec<NaiveDate> = daily.keys().copied().collect();
     let col = |k: usize| daily.values().map(|v| v[k]).collect::<Vec<i64>>();
-    sqlx::query(
-        "INSERT INTO repayment_daily AS r (paid_on, payments, amount, to_interest, to_principal, \
+    sqlx::query!("INSERT INTO repayment_daily AS r (paid_on, payments, amount, to_interest, to_principal, \
            surplus, instalments_settled, settled_on_time) \
          SELECT * FROM unnest($1::date[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
            $6::int8[], $7::int8[], $8::int8[]) \
@@ -1009,16 +948,7 @@ async fn receive_payments(
            to_principal = r.to_principal + excluded.to_principal, \
            surplus = r.surplus + excluded.surplus, \
            instalments_settled = r.instalments_settled + excluded.instalments_settled, \
-           settled_on_time = r.settled_on_time + excluded.settled_on_time",
-    )
-    .bind(days)
-    .bind(col(0))
-    .bind(col(1))
-    .bind(col(2))
-    .bind(col(3))
-    .bind(col(4))
-    .bind(col(5))
-    .bind(col(6))
+           settled_on_time = r.settled_on_time + excluded.settled_on_time", &days[..], &(col(0))[..], &(col(1))[..], &(col(2))[..], &(col(3))[..], &(col(4))[..], &(col(5))[..], &(col(6))[..])
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -1037,9 +967,10 @@ async fn reach(
     if loans.is_empty() {
         return Ok(out);
     }
-    let rows = sqlx::query(
-        "SELECT p.loan_id, x.seq, x.due_on, x.principal, x.interest, x.paid_principal, \
-           x.paid_interest, x.due, p.total, p.lim \
+    let rows = sqlx::query!("SELECT p.loan_id AS \"loan_id!\", x.seq AS \"seq!\", \
+           x.due_on AS \"due_on!\", x.principal AS \"principal!\", x.interest AS \"interest!\", \
+           x.paid_principal AS \"paid_principal!\", x.paid_interest AS \"paid_interest!\", \
+           x.due AS \"due!\", p.total AS \"total!\", p.lim \
          FROM (SELECT u.loan_id, u.total, s.next_unpaid_seq AS first, \
                  CASE WHEN $3 THEN u.total / greatest(l.emi, 1) + 2 END AS lim \
                FROM unnest($1::text[], $2::int8[]) AS u(loan_id, total) \
@@ -1055,27 +986,22 @@ async fn reach(
                  ORDER BY i.seq LIMIT p.lim) i \
          ) x \
          WHERE x.before < p.total \
-         ORDER BY p.loan_id, x.seq",
-    )
-    .bind(loans.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>())
-    .bind(loans.iter().map(|(_, t)| *t).collect::<Vec<_>>())
-    .bind(limited)
+         ORDER BY p.loan_id, x.seq", &(loans.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>())[..], &(loans.iter().map(|(_, t)| *t).collect::<Vec<_>>())[..], limited)
     .fetch_all(&mut *tx)
     .await?;
     let mut covered: HashMap<String, (i64, i64, Option<i64>)> = HashMap::new();
     for r in rows {
-        let loan: String = r.try_get(0)?;
         let c = covered
-            .entry(loan.clone())
-            .or_insert((0, r.try_get(8)?, r.try_get(9)?));
-        c.0 += r.try_get::<i64, _>(7)?;
-        out.entry(loan).or_default().0.push(Open {
-            seq: r.try_get(1)?,
-            due_on: r.try_get(2)?,
-            principal: r.try_get(3)?,
-            interest: r.try_get(4)?,
-            paid_principal: r.try_get(5)?,
-            paid_interest: r.try_get(6)?,
+            .entry(r.loan_id.clone())
+            .or_insert((0, r.total, r.lim));
+        c.0 += r.due;
+        out.entry(r.loan_id).or_default().0.push(Open {
+            seq: r.seq,
+            due_on: r.due_on,
+            principal: r.principal,
+            interest: r.interest,
+            paid_principal: r.paid_principal,
+            paid_interest: r.paid_interest,
             settled_on: None,
             touched: false,
         });
@@ -1115,19 +1041,19 @@ impl PaymentRows {
         if self.ids.is_empty() {
             return Ok(());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO payments (payment_id, loan_id, amount, paid_on, to_interest, \
                to_principal, surplus) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::date[], $5::int8[], \
                $6::int8[], $7::int8[])",
+            &(self.ids)[..],
+            &(self.loans)[..],
+            &(self.amounts)[..],
+            &(self.dates)[..],
+            &(self.to_interest)[..],
+            &(self.to_principal)[..],
+            &(self.surplus)[..]
         )
-        .bind(self.ids)
-        .bind(self.loans)
-        .bind(self.amounts)
-        .bind(self.dates)
-        .bind(self.to_interest)
-        .bind(self.to_principal)
-        .bind(self.surplus)
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -1139,14 +1065,14 @@ async fn known_loans(
     actions: &[(usize, &LoanAction)],
 ) -> Result<HashSet<String>, sqlx::Error> {
     let ids: Vec<String> = actions.iter().map(|(_, a)| a.loan_id.clone()).collect();
-    Ok(
-        sqlx::query_scalar("SELECT loan_id FROM loan_status WHERE loan_id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect(),
+    Ok(sqlx::query_scalar!(
+        "SELECT loan_id FROM loan_status WHERE loan_id = ANY($1)",
+        &ids[..]
     )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect())
 }
 
 fn reject_unknown(
@@ -1184,14 +1110,14 @@ async fn write_off(
     let known = known_loans(tx, actions).await?;
     let (ids, dates) = reject_unknown(actions, &known, out);
     // The outstanding principal leaves the book; the loan keeps its last classification.
-    sqlx::query(
+    sqlx::query!(
         "UPDATE loan_status s SET state = 'WRITTEN_OFF', written_off_on = u.on_date, \
            written_off_amount = s.outstanding_principal, outstanding_principal = 0 \
          FROM unnest($1::text[], $2::date[]) AS u(loan_id, on_date) \
          WHERE s.loan_id = u.loan_id AND s.state = 'ACTIVE'",
+        &ids[..],
+        &dates[..]
     )
-    .bind(ids)
-    .bind(dates)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -1208,13 +1134,13 @@ async fn mark_loss(
     let known = known_loans(tx, actions).await?;
     let (ids, dates) = reject_unknown(actions, &known, out);
     // Loss is the lender's decision; the day-end of that date classifies the loan as Loss.
-    sqlx::query(
+    sqlx::query!(
         "UPDATE loan_status s SET loss_on = least(coalesce(s.loss_on, u.on_date), u.on_date) \
          FROM unnest($1::text[], $2::date[]) AS u(loan_id, on_date) \
          WHERE s.loan_id = u.loan_id",
+        &ids[..],
+        &dates[..]
     )
-    .bind(ids)
-    .bind(dates)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -1229,21 +1155,14 @@ async fn record_tick(
     date: NaiveDate,
     out: &mut BatchOutcome,
 ) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "INSERT INTO business_days AS b (business_date, partitions, ticks) \
+    let row = sqlx::query!("INSERT INTO business_days AS b (business_date, partitions, ticks) \
          VALUES ($1, $2, ARRAY[$3::int4]) \
          ON CONFLICT (business_date) DO UPDATE SET ticks = CASE \
            WHEN $3 = ANY(b.ticks) THEN b.ticks ELSE b.ticks || $3 END \
-         RETURNING cardinality(ticks), partitions, closed_at IS NOT NULL",
-    )
-    .bind(date)
-    .bind(ctx.event_partitions)
-    .bind(partition)
+         RETURNING cardinality(ticks) AS \"ticked!\", partitions, closed_at IS NOT NULL AS \"closed!\"", date, ctx.event_partitions, partition)
     .fetch_one(&mut *tx)
     .await?;
-    let ticked: i32 = row.try_get(0)?;
-    let partitions: i32 = row.try_get(1)?;
-    let closed: bool = row.try_get(2)?;
+    let (ticked, partitions, closed) = (row.ticked, row.partitions, row.closed);
     if closed {
         return Ok(true);
     }

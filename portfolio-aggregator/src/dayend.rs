@@ -61,18 +61,20 @@ pub async fn close_day(
 ) -> Result<DayEndReport, sqlx::Error> {
     let started = Instant::now();
     // The statements are large but cheap per row; compiling them (JIT) costs more than running.
-    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+    sqlx::query!("SET LOCAL jit = off")
+        .execute(&mut *tx)
+        .await?;
     // The joins and groupings of a large book sort and hash in memory rather than on disk.
     sqlx::query(&format!("SET LOCAL work_mem = '{DAY_END_WORK_MEM}'"))
         .execute(&mut *tx)
         .await?;
     fill_loan_attributes(tx).await?;
     refresh_statistics(tx).await?;
-    let previous: Option<NaiveDate> = sqlx::query_scalar(
+    let previous: Option<NaiveDate> = sqlx::query_scalar!(
         "SELECT max(business_date) FROM business_days \
          WHERE closed_at IS NOT NULL AND business_date < $1",
+        date
     )
-    .bind(date)
     .fetch_one(&mut *tx)
     .await?;
     if let Some(prev) = previous {
@@ -83,13 +85,13 @@ pub async fn close_day(
     let (aged, changed, transitions) = age(tx, date, domain).await?;
     let gross_npa_ratio = snapshot(tx, date).await?;
     let seconds = started.elapsed().as_secs_f64();
-    sqlx::query(
+    sqlx::query!(
         "UPDATE business_days SET closed_at = now(), loans_aged = $2, seconds = $3 \
          WHERE business_date = $1",
+        date,
+        i32::try_from(aged).unwrap_or(i32::MAX),
+        seconds
     )
-    .bind(date)
-    .bind(i32::try_from(aged).unwrap_or(i32::MAX))
-    .bind(seconds)
     .execute(&mut *tx)
     .await?;
     Ok(DayEndReport {
@@ -116,12 +118,9 @@ const AGED_TABLES: [&str; 5] = [
 /// a bulk load) has outgrown, so the day-end is planned for the book it has, not the one the
 /// statistics remember. A book of steady size (a daily day-end) is left to autovacuum.
 async fn refresh_statistics(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let stale: Vec<String> = sqlx::query_scalar(
-        "SELECT t.relname::text FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid \
+    let stale: Vec<String> = sqlx::query_scalar!("SELECT t.relname::text AS \"relname!\" FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid \
          WHERE t.relname = ANY($1) AND t.schemaname = current_schema() \
-           AND t.n_live_tup > 100 AND (c.reltuples < 0 OR t.n_live_tup > 1.5 * c.reltuples)",
-    )
-    .bind(AGED_TABLES.map(String::from).to_vec())
+           AND t.n_live_tup > 100 AND (c.reltuples < 0 OR t.n_live_tup > 1.5 * c.reltuples)", &(AGED_TABLES.map(String::from).to_vec())[..])
     .fetch_all(&mut *tx)
     .await?;
     for table in stale {
@@ -135,7 +134,7 @@ async fn refresh_statistics(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
 }
 
 async fn fill_loan_attributes(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE loans l SET purpose = coalesce(l.purpose, a.purpose), \
            region = coalesce(l.region, c.region), grade = coalesce(l.grade, d.grade), \
            origination_pd = coalesce(l.origination_pd, d.pd) \
@@ -146,7 +145,7 @@ async fn fill_loan_attributes(tx: &mut PgConnection) -> Result<(), sqlx::Error> 
          WHERE l.loan_id = m.loan_id \
            AND (m.purpose IS NULL OR m.region IS NULL OR m.grade IS NULL \
                 OR m.origination_pd IS NULL) \
-           AND (a.purpose IS NOT NULL OR c.region IS NOT NULL OR d.grade IS NOT NULL)",
+           AND (a.purpose IS NOT NULL OR c.region IS NOT NULL OR d.grade IS NOT NULL)"
     )
     .execute(&mut *tx)
     .await?;

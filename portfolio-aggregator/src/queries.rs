@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 /// Why a query has no answer.
 #[derive(Debug, thiserror::Error)]
@@ -90,10 +90,7 @@ pub async fn resolve_date(
     pool: &PgPool,
     as_of: Option<NaiveDate>,
 ) -> Result<NaiveDate, QueryError> {
-    let date: Option<NaiveDate> = sqlx::query_scalar(
-        "SELECT max(business_date) FROM portfolio_daily WHERE $1::date IS NULL OR business_date <= $1",
-    )
-    .bind(as_of)
+    let date: Option<NaiveDate> = sqlx::query_scalar!("SELECT max(business_date) FROM portfolio_daily WHERE $1::date IS NULL OR business_date <= $1", as_of)
     .fetch_one(pool)
     .await?;
     date.ok_or(QueryError::NoClosedDay(as_of))
@@ -105,44 +102,44 @@ pub async fn summary(
     as_of: Option<NaiveDate>,
 ) -> Result<PortfolioSummary, QueryError> {
     let date = resolve_date(pool, as_of).await?;
-    let r = sqlx::query(
+    let r = sqlx::query!(
         "SELECT total_loans, active_loans, defaulted_loans, closed_loans, written_off_loans, \
            total_disbursed, outstanding, npa_amount, npa_loans, npa_provisions, provisions, \
            par30, par90, ecl, decided, approved, written_off_amount, collected \
          FROM portfolio_daily WHERE business_date = $1",
+        date
     )
-    .bind(date)
     .fetch_one(pool)
     .await?;
-    let g = |i: usize| -> Result<i64, sqlx::Error> { r.try_get::<i64, _>(i) };
-    let (total, outstanding, npa, npa_prov) = (g(0)?, g(6)?, g(7)?, g(9)?);
-    let (decided, approved) = (g(14)?, g(15)?);
+    let (total, outstanding, npa, npa_prov) =
+        (r.total_loans, r.outstanding, r.npa_amount, r.npa_provisions);
+    let (decided, approved) = (r.decided, r.approved);
     Ok(PortfolioSummary {
         business_date: date,
         total_loans: total,
-        active_loans: g(1)?,
-        defaulted_loans: g(2)?,
-        closed_loans: g(3)?,
-        written_off_loans: g(4)?,
-        total_disbursed: g(5)?,
+        active_loans: r.active_loans,
+        defaulted_loans: r.defaulted_loans,
+        closed_loans: r.closed_loans,
+        written_off_loans: r.written_off_loans,
+        total_disbursed: r.total_disbursed,
         outstanding,
         npa_amount: npa,
-        npa_loans: g(8)?,
+        npa_loans: r.npa_loans,
         npa_ratio: ratio(npa, outstanding),
         net_npa_ratio: ratio(npa - npa_prov, outstanding - npa_prov),
         net_npa_amount: npa - npa_prov,
         npa_provisions: npa_prov,
-        provisions: g(10)?,
+        provisions: r.provisions,
         provision_coverage: ratio(npa_prov, npa),
-        par30: ratio(g(11)?, outstanding),
-        par90: ratio(g(12)?, outstanding),
-        ecl: g(13)?,
-        default_rate: ratio(g(2)?, total),
+        par30: ratio(r.par30, outstanding),
+        par90: ratio(r.par90, outstanding),
+        ecl: r.ecl,
+        default_rate: ratio(r.defaulted_loans, total),
         approval_rate: ratio(approved, decided),
         decided,
         approved,
-        written_off_amount: g(16)?,
-        collected: g(17)?,
+        written_off_amount: r.written_off_amount,
+        collected: r.collected,
     })
 }
 
@@ -284,26 +281,28 @@ pub async fn repayment_stats(
     as_of: Option<NaiveDate>,
 ) -> Result<RepaymentStats, QueryError> {
     let d = resolve_date(pool, as_of).await?;
-    let r = sqlx::query(
-        "SELECT coalesce(sum(payments), 0)::int8, coalesce(sum(amount), 0)::int8, \
-           coalesce(sum(to_interest), 0)::int8, coalesce(sum(to_principal), 0)::int8, \
-           coalesce(sum(surplus), 0)::int8, coalesce(sum(instalments_settled), 0)::int8, \
-           coalesce(sum(settled_on_time), 0)::int8 \
+    let r = sqlx::query!(
+        "SELECT coalesce(sum(payments), 0)::int8 AS \"payments!\", \
+           coalesce(sum(amount), 0)::int8 AS \"collected!\", \
+           coalesce(sum(to_interest), 0)::int8 AS \"interest!\", \
+           coalesce(sum(to_principal), 0)::int8 AS \"principal!\", \
+           coalesce(sum(surplus), 0)::int8 AS \"surplus!\", \
+           coalesce(sum(instalments_settled), 0)::int8 AS \"settled!\", \
+           coalesce(sum(settled_on_time), 0)::int8 AS \"on_time!\" \
          FROM repayment_daily WHERE paid_on <= $1",
+        d
     )
-    .bind(d)
     .fetch_one(pool)
     .await?;
-    let settled: i64 = r.try_get(5)?;
     Ok(RepaymentStats {
         business_date: d,
-        payments: r.try_get(0)?,
-        collected: r.try_get(1)?,
-        interest_collected: r.try_get(2)?,
-        principal_collected: r.try_get(3)?,
-        surplus: r.try_get(4)?,
-        instalments_settled: settled,
-        on_time_rate: ratio(r.try_get(6)?, settled),
+        payments: r.payments,
+        collected: r.collected,
+        interest_collected: r.interest,
+        principal_collected: r.principal,
+        surplus: r.surplus,
+        instalments_settled: r.settled,
+        on_time_rate: ratio(r.on_time, r.settled),
         by_dpd_bucket: breakdown(pool, d, "by_dpd_bucket").await?,
     })
 }
@@ -405,13 +404,16 @@ pub async fn vintage_curves(
 ) -> Result<Vec<VintageCurve>, QueryError> {
     let d = resolve_date(pool, as_of).await?;
     let groups = breakdown(pool, d, "by_vintage").await?;
-    let hits: Vec<(NaiveDate, i16, i32, i64)> = sqlx::query_as(
-        "SELECT vintage, threshold, mob, sum(loans)::int8 FROM vintage_hits \
+    let hits: Vec<(NaiveDate, i16, i32, i64)> = sqlx::query!(
+        "SELECT vintage, threshold, mob, sum(loans)::int8 AS \"loans!\" FROM vintage_hits \
          WHERE business_date <= $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        d
     )
-    .bind(d)
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|h| (h.vintage, h.threshold, h.mob, h.loans))
+    .collect();
     let mut out = Vec::new();
     for g in groups {
         let Ok(vintage) = g.key.parse::<NaiveDate>() else {
@@ -484,22 +486,25 @@ pub struct RollRates {
 /// The roll-rate matrix of the last complete month on or before `as_of`.
 pub async fn roll_rates(pool: &PgPool, as_of: Option<NaiveDate>) -> Result<RollRates, QueryError> {
     let d = resolve_date(pool, as_of).await?;
-    let month: Option<NaiveDate> = sqlx::query_scalar(
-        "SELECT max(month) FROM roll_rates WHERE month + interval '1 month' <= $1 + 1",
+    let month: Option<NaiveDate> = sqlx::query_scalar!(
+        "SELECT max(month) FROM roll_rates WHERE month + interval '1 month' <= $1::date + 1",
+        d
     )
-    .bind(d)
     .fetch_one(pool)
     .await?;
     let Some(month) = month else {
         return Err(QueryError::NoClosedDay(as_of));
     };
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query!(
         "SELECT from_bucket, to_bucket, loans, balance FROM roll_rates WHERE month = $1 \
          ORDER BY from_bucket, to_bucket",
+        month
     )
-    .bind(month)
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.from_bucket, r.to_bucket, r.loans, r.balance))
+    .collect();
     let mut totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for (from, _, n, b) in &rows {
         let t = totals.entry(from.as_str()).or_default();
@@ -549,18 +554,29 @@ pub async fn trend(
     days: i64,
 ) -> Result<Vec<TrendPoint>, QueryError> {
     let d = resolve_date(pool, as_of).await?;
-    type Row = (NaiveDate, i64, i64, i64, i64, i64, i64, i64);
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT business_date, outstanding, npa_amount, par30, par90, ecl, approved, decided \
          FROM portfolio_daily WHERE business_date <= $1 ORDER BY business_date DESC LIMIT $2",
+        d,
+        days.max(1)
     )
-    .bind(d)
-    .bind(days.max(1))
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
         .rev()
+        .map(|r| {
+            (
+                r.business_date,
+                r.outstanding,
+                r.npa_amount,
+                r.par30,
+                r.par90,
+                r.ecl,
+                r.approved,
+                r.decided,
+            )
+        })
         .map(
             |(date, out, npa, p30, p90, ecl, approved, decided)| TrendPoint {
                 business_date: date,

@@ -127,21 +127,23 @@ impl ConsumerContext for AggregatorContext {
         let topics: Vec<String> = elements.iter().map(|e| e.topic().to_string()).collect();
         let partitions: Vec<i32> = elements.iter().map(|e| e.partition()).collect();
         let stored = self.handle.block_on(
-            sqlx::query_as::<_, (String, i32, i64)>(
+            sqlx::query!(
                 "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o \
                  JOIN unnest($2::text[], $3::int4[]) AS k(t, p) \
                    ON o.topic = k.t AND o.partition = k.p \
                  WHERE o.consumer_group = $1",
+                &self.group,
+                &topics,
+                &partitions
             )
-            .bind(&self.group)
-            .bind(&topics)
-            .bind(&partitions)
             .fetch_all(&self.pool),
         );
         match stored {
             Ok(rows) => {
-                let offsets: HashMap<(String, i32), i64> =
-                    rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
+                let offsets: HashMap<(String, i32), i64> = rows
+                    .into_iter()
+                    .map(|r| ((r.topic, r.partition), r.next_offset))
+                    .collect();
                 let mut with_offsets = TopicPartitionList::new();
                 for (t, p) in topics.iter().zip(&partitions) {
                     let offset = offsets
@@ -396,11 +398,11 @@ impl Loop {
         let closed: Vec<NaiveDate> = self
             .handle
             .block_on(
-                sqlx::query_scalar(
+                sqlx::query_scalar!(
                     "SELECT business_date FROM business_days \
                      WHERE business_date = ANY($1) AND closed_at IS NOT NULL",
+                    &dates
                 )
-                .bind(&dates)
                 .fetch_all(&self.pool),
             )
             .unwrap_or_default();
