@@ -270,34 +270,34 @@ async fn upsert_customers(
            years_employed = excluded.years_employed, monthly_income = excluded.monthly_income, \
            existing_emi = excluded.existing_emi, dependents = excluded.dependents, \
            residence = excluded.residence, region = excluded.region, bureau = excluded.bureau",
-        &(rows
+        &rows
             .iter()
             .map(|c| c.customer_id.clone())
-            .collect::<Vec<_>>())[..],
-        &(rows.iter().map(|c| c.registered_at).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|c| c.full_name.clone()).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|c| c.email.clone()).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|c| c.phone.clone()).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|c| c.date_of_birth).collect::<Vec<_>>())[..] as _,
-        &(rows.iter().map(|c| c.age).collect::<Vec<_>>())[..] as _,
-        &(rows
+            .collect::<Vec<_>>(),
+        &rows.iter().map(|c| c.registered_at).collect::<Vec<_>>(),
+        &rows.iter().map(|c| c.full_name.clone()).collect::<Vec<_>>(),
+        &rows.iter().map(|c| c.email.clone()).collect::<Vec<_>>(),
+        &rows.iter().map(|c| c.phone.clone()).collect::<Vec<_>>(),
+        &rows.iter().map(|c| c.date_of_birth).collect::<Vec<_>>() as _,
+        &rows.iter().map(|c| c.age).collect::<Vec<_>>() as _,
+        &rows
             .iter()
             .map(|c| employment_symbol(c.employment_type))
-            .collect::<Vec<_>>())[..] as _,
-        &(rows
+            .collect::<Vec<_>>() as _,
+        &rows
             .iter()
             .map(|c| c.employer_name.clone())
-            .collect::<Vec<_>>())[..] as _,
-        &(rows.iter().map(|c| c.years_employed).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|c| c.monthly_income).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|c| c.existing_emi).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|c| c.dependents).collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>() as _,
+        &rows.iter().map(|c| c.years_employed).collect::<Vec<_>>(),
+        &rows.iter().map(|c| c.monthly_income).collect::<Vec<_>>(),
+        &rows.iter().map(|c| c.existing_emi).collect::<Vec<_>>(),
+        &rows.iter().map(|c| c.dependents).collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|c| residence_symbol(c.residence))
-            .collect::<Vec<_>>())[..] as _,
-        &(rows.iter().map(|c| c.region.clone()).collect::<Vec<_>>())[..],
-        &bureau[..] as _
+            .collect::<Vec<_>>() as _,
+        &rows.iter().map(|c| c.region.clone()).collect::<Vec<_>>(),
+        &bureau as _
     )
     .execute(&mut *tx)
     .await?;
@@ -330,34 +330,34 @@ async fn upsert_applications(
            interest_rate_bps = excluded.interest_rate_bps, \
            collateral_value = excluded.collateral_value, payload = excluded.payload \
          WHERE applications.payload IS DISTINCT FROM excluded.payload",
-        &(rows
+        &rows
             .iter()
             .map(|a| a.application_id.clone())
-            .collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|a| a.customer_id.clone())
-            .collect::<Vec<_>>())[..],
-        &(rows.iter().map(|a| a.submitted_at).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|a| a.channel.clone()).collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>(),
+        &rows.iter().map(|a| a.submitted_at).collect::<Vec<_>>(),
+        &rows.iter().map(|a| a.channel.clone()).collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|a| a.loan.purpose.as_str())
-            .collect::<Vec<_>>())[..] as _,
-        &(rows.iter().map(|a| a.loan.amount).collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>() as _,
+        &rows.iter().map(|a| a.loan.amount).collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|a| a.loan.tenure_months)
-            .collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|a| a.loan.interest_rate_bps)
-            .collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|a| a.loan.collateral_value)
-            .collect::<Vec<_>>())[..] as _,
-        &payload[..]
+            .collect::<Vec<_>>() as _,
+        &payload
     )
     .execute(&mut *tx)
     .await?;
@@ -406,43 +406,43 @@ async fn upsert_decisions(
          WHERE decisions.decided_at <= excluded.decided_at \
            AND (decisions.*) IS DISTINCT FROM (excluded.*) \
          RETURNING application_id",
-        &(rows
+        &rows
             .iter()
             .map(|d| d.application_id.clone())
-            .collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|d| d.customer_id.clone())
-            .collect::<Vec<_>>())[..],
-        &(rows.iter().map(|d| d.decided_at).collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>(),
+        &rows.iter().map(|d| d.decided_at).collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|d| d.model_version.clone())
-            .collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|d| d.feature_set_version.clone())
-            .collect::<Vec<_>>())[..],
-        &(rows.iter().map(|d| d.pd).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|d| d.score).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|d| d.score_clamped).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|d| d.grade.clone()).collect::<Vec<_>>())[..],
-        &(rows
+            .collect::<Vec<_>>(),
+        &rows.iter().map(|d| d.pd).collect::<Vec<_>>(),
+        &rows.iter().map(|d| d.score).collect::<Vec<_>>(),
+        &rows.iter().map(|d| d.score_clamped).collect::<Vec<_>>(),
+        &rows.iter().map(|d| d.grade.clone()).collect::<Vec<_>>(),
+        &rows
             .iter()
             .map(|d| outcome_symbol(d.decision))
-            .collect::<Vec<_>>())[..] as _,
-        &rule_hits[..],
-        &(rows.iter().map(|d| d.emi).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|d| d.foir).collect::<Vec<_>>())[..],
-        &(rows.iter().map(|d| d.ltv).collect::<Vec<_>>())[..] as _,
-        &(rows
+            .collect::<Vec<_>>() as _,
+        &rule_hits,
+        &rows.iter().map(|d| d.emi).collect::<Vec<_>>(),
+        &rows.iter().map(|d| d.foir).collect::<Vec<_>>(),
+        &rows.iter().map(|d| d.ltv).collect::<Vec<_>>() as _,
+        &rows
             .iter()
             .map(|d| d.challenger.as_ref().map(|c| c.model_version.clone()))
-            .collect::<Vec<_>>())[..] as _,
-        &(rows
+            .collect::<Vec<_>>() as _,
+        &rows
             .iter()
             .map(|d| d.challenger.as_ref().map(|c| c.pd))
-            .collect::<Vec<_>>())[..] as _
+            .collect::<Vec<_>>() as _
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -474,9 +474,12 @@ async fn upsert_decisions(
             }
         }
         if !ids.is_empty() {
-            sqlx::query!("INSERT INTO decision_reasons (application_id, rank, code, feature, value, points) \
+            sqlx::query!(
+                "INSERT INTO decision_reasons (application_id, rank, code, feature, value, points) \
                  SELECT * FROM unnest($1::text[], $2::int2[], $3::text[], $4::text[], \
-                   $5::float8[], $6::float8[])", &ids[..], &ranks[..], &codes[..], &features[..], &values[..] as _, &points[..])
+                   $5::float8[], $6::float8[])",
+                &ids, &ranks, &codes, &features, &values as _, &points
+            )
             .execute(&mut *tx)
             .await?;
         }
@@ -496,10 +499,18 @@ async fn upsert_decisions(
         .map(|(c, (p, t))| (c, p, t))
         .collect();
     risk.sort_by(|a, b| a.0.cmp(b.0));
-    sqlx::query!("INSERT INTO customer_risk (customer_id, pd, decided_at) \
+    let customers: Vec<String> = risk.iter().map(|r| r.0.to_string()).collect();
+    let pds: Vec<f64> = risk.iter().map(|r| r.1).collect();
+    let decided: Vec<DateTime<Utc>> = risk.iter().map(|r| r.2).collect();
+    sqlx::query!(
+        "INSERT INTO customer_risk (customer_id, pd, decided_at) \
          SELECT * FROM unnest($1::text[], $2::float8[], $3::timestamptz[]) \
          ON CONFLICT (customer_id) DO UPDATE SET pd = excluded.pd, decided_at = excluded.decided_at \
-         WHERE customer_risk.decided_at < excluded.decided_at", &(risk.iter().map(|r| r.0.to_string()).collect::<Vec<_>>())[..], &(risk.iter().map(|r| r.1).collect::<Vec<_>>())[..], &(risk.iter().map(|r| r.2).collect::<Vec<_>>())[..])
+         WHERE customer_risk.decided_at < excluded.decided_at",
+        &customers,
+        &pds,
+        &decided
+    )
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -627,52 +638,52 @@ async fn disburse(
          LEFT JOIN decisions d ON d.application_id = t.app \
          LEFT JOIN customers c ON c.customer_id = t.cust \
          ON CONFLICT DO NOTHING RETURNING loan_id",
-        &(disbursals
+        &disbursals
             .iter()
             .map(|(_, d)| d.loan_id.clone())
-            .collect::<Vec<_>>())[..],
-        &(disbursals
+            .collect::<Vec<_>>(),
+        &disbursals
             .iter()
             .map(|(_, d)| d.application_id.clone())
-            .collect::<Vec<_>>())[..],
-        &(disbursals
+            .collect::<Vec<_>>(),
+        &disbursals
             .iter()
             .map(|(_, d)| d.customer_id.clone())
-            .collect::<Vec<_>>())[..],
-        &(disbursals
+            .collect::<Vec<_>>(),
+        &disbursals
             .iter()
             .map(|(_, d)| d.principal)
-            .collect::<Vec<_>>())[..],
-        &(disbursals
+            .collect::<Vec<_>>(),
+        &disbursals
             .iter()
             .map(|(_, d)| d.interest_rate_bps)
-            .collect::<Vec<_>>())[..],
-        &(disbursals
+            .collect::<Vec<_>>(),
+        &disbursals
             .iter()
             .map(|(_, d)| d.tenure_months)
-            .collect::<Vec<_>>())[..],
-        &(schedules.iter().map(|(emi, _)| *emi).collect::<Vec<_>>())[..],
-        &(schedules
+            .collect::<Vec<_>>(),
+        &schedules.iter().map(|(emi, _)| *emi).collect::<Vec<_>>(),
+        &schedules
             .iter()
             .map(|(_, s)| i32::try_from(s.len()).unwrap_or(i32::MAX).max(1))
-            .collect::<Vec<_>>())[..],
-        &(disbursals
+            .collect::<Vec<_>>(),
+        &disbursals
             .iter()
             .map(|(_, d)| d.disbursed_on)
-            .collect::<Vec<_>>())[..],
-        &(disbursals
+            .collect::<Vec<_>>(),
+        &disbursals
             .iter()
             .map(|(_, d)| d.first_due_on)
-            .collect::<Vec<_>>())[..],
-        &(disbursals
+            .collect::<Vec<_>>(),
+        &disbursals
             .iter()
             .zip(&schedules)
             .map(|((_, d), (_, s))| s.last().map_or(d.first_due_on, |i| i.due_on))
-            .collect::<Vec<_>>())[..],
-        &(disbursals
+            .collect::<Vec<_>>(),
+        &disbursals
             .iter()
             .map(|(_, d)| d.collateral_value)
-            .collect::<Vec<_>>())[..] as _
+            .collect::<Vec<_>>() as _
     )
     .fetch_all(&mut *tx)
     .await?
@@ -715,11 +726,11 @@ async fn disburse(
         sqlx::query!(
             "INSERT INTO instalments (loan_id, seq, due_on, principal, interest) \
              SELECT * FROM unnest($1::text[], $2::int4[], $3::date[], $4::int8[], $5::int8[])",
-            &loan_ids[..],
-            &seqs[..],
-            &dues[..],
-            &principals[..],
-            &interests[..]
+            &loan_ids,
+            &seqs,
+            &dues,
+            &principals,
+            &interests
         )
         .execute(&mut *tx)
         .await?;
@@ -730,10 +741,10 @@ async fn disburse(
                next_unpaid_seq, next_unpaid_due_on) \
              SELECT id, c, 'ACTIVE', p, 1, fd \
              FROM unnest($1::text[], $2::text[], $3::int8[], $4::date[]) AS t(id, c, p, fd)",
-            &status_ids[..],
-            &status_customers[..],
-            &status_principal[..],
-            &status_first_due[..] as _
+            &status_ids,
+            &status_customers,
+            &status_principal,
+            &status_first_due as _
         )
         .execute(&mut *tx)
         .await?;
@@ -910,17 +921,22 @@ async fn receive_payments(
              FROM unnest($1::text[], $2::int4[], $3::int8[], $4::int8[], $5::date[]) \
                AS u(loan_id, seq, pp, pi, so) \
              WHERE i.loan_id = u.loan_id AND i.seq = u.seq",
-            &il[..],
-            &is[..],
-            &ipp[..],
-            &ipi[..],
-            &iso[..] as _
+            &il,
+            &is,
+            &ipp,
+            &ipi,
+            &iso as _
         )
         .execute(&mut *tx)
         .await?;
     }
     let lids: Vec<String> = loan_delta.keys().map(|l| l.to_string()).collect();
-    sqlx::query!("UPDATE loan_status s SET outstanding_principal = s.outstanding_principal - u.pp, \
+    let delta = |f: fn(&(i64, i64, i64, NaiveDate)) -> i64| -> Vec<i64> {
+        loan_delta.values().map(f).collect()
+    };
+    let last_paid: Vec<NaiveDate> = loan_delta.values().map(|v| v.3).collect();
+    sqlx::query!(
+        "UPDATE loan_status s SET outstanding_principal = s.outstanding_principal - u.pp, \
            paid_principal = s.paid_principal + u.pp, paid_interest = s.paid_interest + u.pi, \
            surplus = s.surplus + u.su, \
            last_paid_on = greatest(s.last_paid_on, u.last), \
@@ -934,12 +950,19 @@ async fn receive_payments(
              AND i.seq >= (SELECT o.next_unpaid_seq FROM loan_status o WHERE o.loan_id = u.loan_id) \
              AND i.paid_principal + i.paid_interest < i.principal + i.interest \
            ORDER BY i.seq LIMIT 1) n ON true \
-         WHERE s.loan_id = u.loan_id", &lids[..], &(loan_delta.values().map(|v| v.0).collect::<Vec<_>>())[..], &(loan_delta.values().map(|v| v.1).collect::<Vec<_>>())[..], &(loan_delta.values().map(|v| v.2).collect::<Vec<_>>())[..], &(loan_delta.values().map(|v| v.3).collect::<Vec<_>>())[..])
+         WHERE s.loan_id = u.loan_id",
+        &lids,
+        &delta(|v| v.0),
+        &delta(|v| v.1),
+        &delta(|v| v.2),
+        &last_paid
+    )
     .execute(&mut *tx)
     .await?;
     let days: Vec<NaiveDate> = daily.keys().copied().collect();
     let col = |k: usize| daily.values().map(|v| v[k]).collect::<Vec<i64>>();
-    sqlx::query!("INSERT INTO repayment_daily AS r (paid_on, payments, amount, to_interest, to_principal, \
+    sqlx::query!(
+        "INSERT INTO repayment_daily AS r (paid_on, payments, amount, to_interest, to_principal, \
            surplus, instalments_settled, settled_on_time) \
          SELECT * FROM unnest($1::date[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
            $6::int8[], $7::int8[], $8::int8[]) \
@@ -948,7 +971,16 @@ async fn receive_payments(
            to_principal = r.to_principal + excluded.to_principal, \
            surplus = r.surplus + excluded.surplus, \
            instalments_settled = r.instalments_settled + excluded.instalments_settled, \
-           settled_on_time = r.settled_on_time + excluded.settled_on_time", &days[..], &(col(0))[..], &(col(1))[..], &(col(2))[..], &(col(3))[..], &(col(4))[..], &(col(5))[..], &(col(6))[..])
+           settled_on_time = r.settled_on_time + excluded.settled_on_time",
+        &days,
+        &col(0),
+        &col(1),
+        &col(2),
+        &col(3),
+        &col(4),
+        &col(5),
+        &col(6)
+    )
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -967,7 +999,10 @@ async fn reach(
     if loans.is_empty() {
         return Ok(out);
     }
-    let rows = sqlx::query!("SELECT p.loan_id AS \"loan_id!\", x.seq AS \"seq!\", \
+    let ids: Vec<String> = loans.iter().map(|(l, _)| l.clone()).collect();
+    let totals: Vec<i64> = loans.iter().map(|(_, t)| *t).collect();
+    let rows = sqlx::query!(
+        "SELECT p.loan_id AS \"loan_id!\", x.seq AS \"seq!\", \
            x.due_on AS \"due_on!\", x.principal AS \"principal!\", x.interest AS \"interest!\", \
            x.paid_principal AS \"paid_principal!\", x.paid_interest AS \"paid_interest!\", \
            x.due AS \"due!\", p.total AS \"total!\", p.lim \
@@ -986,7 +1021,11 @@ async fn reach(
                  ORDER BY i.seq LIMIT p.lim) i \
          ) x \
          WHERE x.before < p.total \
-         ORDER BY p.loan_id, x.seq", &(loans.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>())[..], &(loans.iter().map(|(_, t)| *t).collect::<Vec<_>>())[..], limited)
+         ORDER BY p.loan_id, x.seq",
+        &ids,
+        &totals,
+        limited
+    )
     .fetch_all(&mut *tx)
     .await?;
     let mut covered: HashMap<String, (i64, i64, Option<i64>)> = HashMap::new();
@@ -1046,13 +1085,13 @@ impl PaymentRows {
                to_principal, surplus) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::date[], $5::int8[], \
                $6::int8[], $7::int8[])",
-            &(self.ids)[..],
-            &(self.loans)[..],
-            &(self.amounts)[..],
-            &(self.dates)[..],
-            &(self.to_interest)[..],
-            &(self.to_principal)[..],
-            &(self.surplus)[..]
+            &self.ids,
+            &self.loans,
+            &self.amounts,
+            &self.dates,
+            &self.to_interest,
+            &self.to_principal,
+            &self.surplus
         )
         .execute(&mut *tx)
         .await?;
@@ -1067,7 +1106,7 @@ async fn known_loans(
     let ids: Vec<String> = actions.iter().map(|(_, a)| a.loan_id.clone()).collect();
     Ok(sqlx::query_scalar!(
         "SELECT loan_id FROM loan_status WHERE loan_id = ANY($1)",
-        &ids[..]
+        &ids
     )
     .fetch_all(&mut *tx)
     .await?
@@ -1115,8 +1154,8 @@ async fn write_off(
            written_off_amount = s.outstanding_principal, outstanding_principal = 0 \
          FROM unnest($1::text[], $2::date[]) AS u(loan_id, on_date) \
          WHERE s.loan_id = u.loan_id AND s.state = 'ACTIVE'",
-        &ids[..],
-        &dates[..]
+        &ids,
+        &dates
     )
     .execute(&mut *tx)
     .await?;
@@ -1138,8 +1177,8 @@ async fn mark_loss(
         "UPDATE loan_status s SET loss_on = least(coalesce(s.loss_on, u.on_date), u.on_date) \
          FROM unnest($1::text[], $2::date[]) AS u(loan_id, on_date) \
          WHERE s.loan_id = u.loan_id",
-        &ids[..],
-        &dates[..]
+        &ids,
+        &dates
     )
     .execute(&mut *tx)
     .await?;
@@ -1155,11 +1194,17 @@ async fn record_tick(
     date: NaiveDate,
     out: &mut BatchOutcome,
 ) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query!("INSERT INTO business_days AS b (business_date, partitions, ticks) \
+    let row = sqlx::query!(
+        "INSERT INTO business_days AS b (business_date, partitions, ticks) \
          VALUES ($1, $2, ARRAY[$3::int4]) \
          ON CONFLICT (business_date) DO UPDATE SET ticks = CASE \
            WHEN $3 = ANY(b.ticks) THEN b.ticks ELSE b.ticks || $3 END \
-         RETURNING cardinality(ticks) AS \"ticked!\", partitions, closed_at IS NOT NULL AS \"closed!\"", date, ctx.event_partitions, partition)
+         RETURNING cardinality(ticks) AS \"ticked!\", partitions, \
+           closed_at IS NOT NULL AS \"closed!\"",
+        date,
+        ctx.event_partitions,
+        partition
+    )
     .fetch_one(&mut *tx)
     .await?;
     let (ticked, partitions, closed) = (row.ticked, row.partitions, row.closed);

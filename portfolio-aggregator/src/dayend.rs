@@ -118,9 +118,14 @@ const AGED_TABLES: [&str; 5] = [
 /// a bulk load) has outgrown, so the day-end is planned for the book it has, not the one the
 /// statistics remember. A book of steady size (a daily day-end) is left to autovacuum.
 async fn refresh_statistics(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let stale: Vec<String> = sqlx::query_scalar!("SELECT t.relname::text AS \"relname!\" FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid \
+    let tables: Vec<String> = AGED_TABLES.map(String::from).to_vec();
+    let stale: Vec<String> = sqlx::query_scalar!(
+        "SELECT t.relname::text AS \"relname!\" \
+         FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid \
          WHERE t.relname = ANY($1) AND t.schemaname = current_schema() \
-           AND t.n_live_tup > 100 AND (c.reltuples < 0 OR t.n_live_tup > 1.5 * c.reltuples)", &(AGED_TABLES.map(String::from).to_vec())[..])
+           AND t.n_live_tup > 100 AND (c.reltuples < 0 OR t.n_live_tup > 1.5 * c.reltuples)",
+        &tables
+    )
     .fetch_all(&mut *tx)
     .await?;
     for table in stale {

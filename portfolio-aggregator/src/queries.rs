@@ -90,7 +90,11 @@ pub async fn resolve_date(
     pool: &PgPool,
     as_of: Option<NaiveDate>,
 ) -> Result<NaiveDate, QueryError> {
-    let date: Option<NaiveDate> = sqlx::query_scalar!("SELECT max(business_date) FROM portfolio_daily WHERE $1::date IS NULL OR business_date <= $1", as_of)
+    let date: Option<NaiveDate> = sqlx::query_scalar!(
+        "SELECT max(business_date) FROM portfolio_daily \
+         WHERE $1::date IS NULL OR business_date <= $1",
+        as_of
+    )
     .fetch_one(pool)
     .await?;
     date.ok_or(QueryError::NoClosedDay(as_of))
