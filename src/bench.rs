@@ -163,10 +163,9 @@ fn latency(
     let apps = applications(20_000, 11)?;
     let rows: Vec<[f32; features::LEN]> = apps.iter().map(features::compute).collect();
 
-    // Five passes; the median pass is reported (this machine's speed drifts between seconds).
     let mut sink = 0.0f32;
     // Eleven passes of 60 ms or so: the median, and the best (the pass least disturbed by the
-    // machine's other load).
+    // machine's other load; its speed drifts between seconds).
     let mut passes = Vec::new();
     for _ in 0..11 {
         let t = Instant::now();

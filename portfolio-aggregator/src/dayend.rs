@@ -40,10 +40,6 @@ pub struct DayEndReport {
     pub seconds: f64,
 }
 
-/// Memory for each sort or hash of the day-end's statements (PostgreSQL's default, 4 MB,
-/// spills a book of a million loans to disk several times over).
-const DAY_END_WORK_MEM: &str = "256MB";
-
 const NPA: &str = "('SUBSTANDARD', 'D1', 'D2', 'D3', 'LOSS')";
 
 /// Bucket of a loan for roll rates and the DPD mix.
@@ -64,8 +60,9 @@ pub async fn close_day(
     sqlx::query!("SET LOCAL jit = off")
         .execute(&mut *tx)
         .await?;
-    // The joins and groupings of a large book sort and hash in memory rather than on disk.
-    sqlx::query(&format!("SET LOCAL work_mem = '{DAY_END_WORK_MEM}'"))
+    // The joins and groupings of a large book sort and hash in memory rather than on disk
+    // (PostgreSQL's default, 4 MB, spills a book of a million loans several times over).
+    sqlx::query!("SET LOCAL work_mem = '256MB'")
         .execute(&mut *tx)
         .await?;
     fill_loan_attributes(tx).await?;
