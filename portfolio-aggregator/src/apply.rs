@@ -690,15 +690,18 @@ async fn disburse(
     .into_iter()
     .collect();
 
-    let mut loan_ids = Vec::new();
-    let mut seqs = Vec::new();
+    // Each schedule is one row; its arrays are slices of the batch's flat arrays.
+    let mut sched_ids = Vec::new();
+    let mut sched_from = Vec::new();
+    let mut sched_to = Vec::new();
     let mut dues = Vec::new();
     let mut principals = Vec::new();
     let mut interests = Vec::new();
     let mut status_ids = Vec::new();
     let mut status_customers = Vec::new();
     let mut status_principal = Vec::new();
-    let mut status_first_due = Vec::new();
+    let mut status_next = Vec::new();
+    let mut status_next_due = Vec::new();
     for ((i, d), (_, sched)) in disbursals.iter().zip(&schedules) {
         if !inserted.contains(&d.loan_id) {
             out.rejected.push((
@@ -710,24 +713,33 @@ async fn disburse(
             ));
             continue;
         }
-        for inst in sched {
-            loan_ids.push(d.loan_id.clone());
-            seqs.push(i32::try_from(inst.seq).unwrap_or(i32::MAX));
-            dues.push(inst.due_on);
-            principals.push(inst.principal);
-            interests.push(inst.interest);
+        if !sched.is_empty() {
+            sched_ids.push(d.loan_id.clone());
+            sched_from.push(slice_bound(dues.len() + 1));
+            for inst in sched {
+                dues.push(inst.due_on);
+                principals.push(inst.principal);
+                interests.push(inst.interest);
+            }
+            sched_to.push(slice_bound(dues.len()));
         }
+        // The first instalment with anything to pay (a schedule's instalments are never all
+        // zero: its principal is positive).
+        let first = sched.iter().find(|i| i.principal + i.interest > 0);
         status_ids.push(d.loan_id.clone());
         status_customers.push(d.customer_id.clone());
         status_principal.push(d.principal);
-        status_first_due.push(sched.first().map(|i| i.due_on));
+        status_next.push(first.map(|i| i32::try_from(i.seq).unwrap_or(i32::MAX)));
+        status_next_due.push(first.map(|i| i.due_on));
     }
-    if !loan_ids.is_empty() {
+    if !sched_ids.is_empty() {
         sqlx::query!(
-            "INSERT INTO instalments (loan_id, seq, due_on, principal, interest) \
-             SELECT * FROM unnest($1::text[], $2::int4[], $3::date[], $4::int8[], $5::int8[])",
-            &loan_ids,
-            &seqs,
+            "INSERT INTO loan_schedules (loan_id, due_on, principal, interest) \
+             SELECT t.id, ($4::date[])[t.a:t.b], ($5::int8[])[t.a:t.b], ($6::int8[])[t.a:t.b] \
+             FROM unnest($1::text[], $2::int4[], $3::int4[]) AS t(id, a, b)",
+            &sched_ids,
+            &sched_from,
+            &sched_to,
             &dues,
             &principals,
             &interests
@@ -739,12 +751,14 @@ async fn disburse(
         sqlx::query!(
             "INSERT INTO loan_status (loan_id, customer_id, state, outstanding_principal, \
                next_unpaid_seq, next_unpaid_due_on) \
-             SELECT id, c, 'ACTIVE', p, 1, fd \
-             FROM unnest($1::text[], $2::text[], $3::int8[], $4::date[]) AS t(id, c, p, fd)",
+             SELECT id, c, 'ACTIVE', p, n, fd \
+             FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[], $5::date[]) \
+               AS t(id, c, p, n, fd)",
             &status_ids,
             &status_customers,
             &status_principal,
-            &status_first_due as _
+            &status_next as _,
+            &status_next_due as _
         )
         .execute(&mut *tx)
         .await?;
@@ -752,17 +766,93 @@ async fn disburse(
     Ok(())
 }
 
-/// An unpaid instalment as loaded for allocation.
-#[derive(Debug, Clone)]
-struct Open {
-    seq: i32,
-    due_on: NaiveDate,
-    principal: i64,
-    interest: i64,
-    paid_principal: i64,
-    paid_interest: i64,
-    settled_on: Option<NaiveDate>,
-    touched: bool,
+/// A 1-based array bound for a slice of a batch's flat array.
+fn slice_bound(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Where a loan's payments stand in its schedule: the next unpaid instalment, what has been
+/// paid into it, and the instalments from it on.
+#[derive(Debug)]
+struct Cursor {
+    state: String,
+    /// Seq of the next unpaid instalment (`None`: the schedule is paid).
+    seq: Option<i32>,
+    /// Paid so far into that instalment (interest first).
+    paid: i64,
+    /// Due dates, principal and interest parts of the instalments from `seq` on.
+    due_on: Vec<NaiveDate>,
+    principal: Vec<i64>,
+    interest: Vec<i64>,
+    /// Index into the vectors of instalment `seq`.
+    at: usize,
+}
+
+/// One payment's allocation.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Allocation {
+    to_interest: i64,
+    to_principal: i64,
+    surplus: i64,
+    /// First and last seq of the instalments it settled.
+    settled: Option<(i32, i32)>,
+    /// Instalments it settled on or before their due date.
+    on_time: i64,
+}
+
+impl Cursor {
+    /// Allocate `amount` paid on `paid_on`: the interest, then the principal, of the oldest
+    /// unpaid instalment, then the next; what the schedule cannot take is surplus.
+    fn allocate(&mut self, amount: i64, paid_on: NaiveDate) -> Allocation {
+        let mut a = Allocation::default();
+        let mut left = amount.max(0);
+        if self.state == "ACTIVE" {
+            while left > 0 {
+                let Some(seq) = self.seq else { break };
+                let k = self.at;
+                let (principal, interest) = (self.principal[k], self.interest[k]);
+                let owed = (principal + interest - self.paid).max(0);
+                let take = owed.min(left);
+                let interest_owed = (interest - self.paid.min(interest)).max(0);
+                let to_i = take.min(interest_owed);
+                a.to_interest += to_i;
+                a.to_principal += take - to_i;
+                self.paid += take;
+                left -= take;
+                if self.paid >= principal + interest {
+                    a.settled = Some((a.settled.map_or(seq, |s| s.0), seq));
+                    if paid_on <= self.due_on[k] {
+                        a.on_time += 1;
+                    }
+                    self.advance();
+                }
+            }
+        }
+        a.surplus = left;
+        a
+    }
+
+    /// Move past the settled instalment `seq` to the next one with anything to pay.
+    fn advance(&mut self) {
+        self.paid = 0;
+        loop {
+            self.at += 1;
+            self.seq = self.seq.and_then(|s| s.checked_add(1));
+            match (self.principal.get(self.at), self.interest.get(self.at)) {
+                (Some(p), Some(i)) if p + i > 0 => return,
+                (Some(_), Some(_)) => continue,
+                _ => {
+                    self.seq = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Due date of the next unpaid instalment.
+    fn next_due(&self) -> Option<NaiveDate> {
+        self.seq.and_then(|_| self.due_on.get(self.at).copied())
+    }
 }
 
 async fn receive_payments(
@@ -789,18 +879,42 @@ async fn receive_payments(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let states: HashMap<String, String> = sqlx::query!(
-        "SELECT loan_id, state FROM loan_status WHERE loan_id = ANY($1)",
+    // Each loan's place in its schedule and the instalments from there on: one row per loan.
+    let mut cursors: HashMap<String, Cursor> = sqlx::query!(
+        "SELECT s.loan_id, s.state, s.next_unpaid_seq, s.next_unpaid_paid, \
+           sc.due_on[s.next_unpaid_seq:] AS \"due_on?\", \
+           sc.principal[s.next_unpaid_seq:] AS \"principal?\", \
+           sc.interest[s.next_unpaid_seq:] AS \"interest?\" \
+         FROM loan_status s \
+         LEFT JOIN loan_schedules sc ON sc.loan_id = s.loan_id AND s.state = 'ACTIVE' \
+         WHERE s.loan_id = ANY($1)",
         &loans
     )
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
-    .map(|r| (r.loan_id, r.state))
+    .map(|r| {
+        let due_on = r.due_on.unwrap_or_default();
+        let principal = r.principal.unwrap_or_default();
+        let interest = r.interest.unwrap_or_default();
+        let complete =
+            !due_on.is_empty() && principal.len() == due_on.len() && interest.len() == due_on.len();
+        (
+            r.loan_id,
+            Cursor {
+                state: r.state,
+                seq: r.next_unpaid_seq.filter(|_| complete),
+                paid: r.next_unpaid_paid,
+                due_on,
+                principal,
+                interest,
+                at: 0,
+            },
+        )
+    })
     .collect();
     let mut seen_ids = HashSet::new();
     let mut accepted: Vec<&PaymentReceived> = Vec::new();
-    let mut totals: HashMap<&str, i64> = HashMap::new();
     for (i, p) in payments {
         let reject = |class, message: &str| Rejection {
             class,
@@ -811,151 +925,86 @@ async fn receive_payments(
                 .push((*i, reject("conflict", "payment_id is already booked")));
             continue;
         }
-        let Some(state) = states.get(&p.loan_id) else {
+        if !cursors.contains_key(&p.loan_id) {
             out.rejected.push((
                 *i,
                 reject("unknown_loan", "no disbursed loan has this loan_id"),
             ));
             continue;
-        };
-        if state == "ACTIVE" {
-            *totals.entry(p.loan_id.as_str()).or_default() += p.amount;
         }
         accepted.push(p);
     }
-    // The unpaid instalments each active loan's payments reach, oldest first: first as many
-    // as the payments could settle at one EMI each (and one more, partly paid), then all of
-    // them for the rare loan whose smaller instalments that did not cover.
-    let totals: Vec<(String, i64)> = totals.iter().map(|(l, a)| (l.to_string(), *a)).collect();
-    let mut open = reach(tx, &totals, true).await?;
-    let short: Vec<(String, i64)> = totals
-        .iter()
-        .filter(|(loan, _)| open.get(loan).is_some_and(|(_, complete)| !complete))
-        .cloned()
-        .collect();
-    if !short.is_empty() {
-        open.extend(reach(tx, &short, false).await?);
-    }
-    let mut open: HashMap<String, Vec<Open>> =
-        open.into_iter().map(|(l, (list, _))| (l, list)).collect();
-    // Allocate in arrival order: interest then principal of the oldest unpaid instalment.
+    // Allocate in arrival order.
     let mut pay = PaymentRows::default();
     let mut loan_delta: BTreeMap<&str, (i64, i64, i64, NaiveDate)> = BTreeMap::new();
     let mut daily: BTreeMap<NaiveDate, [i64; 7]> = BTreeMap::new();
     for p in &accepted {
-        let active = states.get(&p.loan_id).is_some_and(|s| s == "ACTIVE");
-        let mut left = p.amount;
-        let (mut to_i, mut to_p) = (0, 0);
-        let mut settled = 0;
-        let mut on_time = 0;
-        if active {
-            if let Some(list) = open.get_mut(&p.loan_id) {
-                for inst in list.iter_mut() {
-                    if left == 0 {
-                        break;
-                    }
-                    let due_i = inst.interest - inst.paid_interest;
-                    let due_p = inst.principal - inst.paid_principal;
-                    if due_i + due_p == 0 {
-                        continue;
-                    }
-                    let i_part = due_i.min(left);
-                    left -= i_part;
-                    let p_part = due_p.min(left);
-                    left -= p_part;
-                    inst.paid_interest += i_part;
-                    inst.paid_principal += p_part;
-                    inst.touched = true;
-                    to_i += i_part;
-                    to_p += p_part;
-                    if inst.paid_interest == inst.interest && inst.paid_principal == inst.principal
-                    {
-                        inst.settled_on = Some(p.paid_on);
-                        settled += 1;
-                        if p.paid_on <= inst.due_on {
-                            on_time += 1;
-                        }
-                    }
-                }
-            }
-        }
-        // Beyond the schedule, or on a loan no longer active: held as surplus (recovery).
-        let surplus = left;
-        pay.push(p, to_i, to_p, surplus);
+        let Some(cursor) = cursors.get_mut(&p.loan_id) else {
+            continue;
+        };
+        let a = cursor.allocate(p.amount, p.paid_on);
+        let settled = a.settled.map_or(0, |(from, to)| i64::from(to - from) + 1);
+        pay.push(p, &a);
         let e = loan_delta
             .entry(p.loan_id.as_str())
             .or_insert((0, 0, 0, p.paid_on));
-        e.0 += to_p;
-        e.1 += to_i;
-        e.2 += surplus;
+        e.0 += a.to_principal;
+        e.1 += a.to_interest;
+        e.2 += a.surplus;
         e.3 = e.3.max(p.paid_on);
         let d = daily.entry(p.paid_on).or_default();
         d[0] += 1;
         d[1] += p.amount;
-        d[2] += to_i;
-        d[3] += to_p;
-        d[4] += surplus;
+        d[2] += a.to_interest;
+        d[3] += a.to_principal;
+        d[4] += a.surplus;
         d[5] += settled;
-        d[6] += on_time;
+        d[6] += a.on_time;
     }
     pay.insert(tx).await?;
 
-    let mut il = Vec::new();
-    let mut is = Vec::new();
-    let mut ipp = Vec::new();
-    let mut ipi = Vec::new();
-    let mut iso = Vec::new();
-    for (loan, list) in &open {
-        for inst in list.iter().filter(|i| i.touched) {
-            il.push(loan.clone());
-            is.push(inst.seq);
-            ipp.push(inst.paid_principal);
-            ipi.push(inst.paid_interest);
-            iso.push(inst.settled_on);
-        }
-    }
-    if !il.is_empty() {
-        sqlx::query!(
-            "UPDATE instalments i SET paid_principal = u.pp, paid_interest = u.pi, \
-               settled_on = coalesce(u.so, i.settled_on) \
-             FROM unnest($1::text[], $2::int4[], $3::int8[], $4::int8[], $5::date[]) \
-               AS u(loan_id, seq, pp, pi, so) \
-             WHERE i.loan_id = u.loan_id AND i.seq = u.seq",
-            &il,
-            &is,
-            &ipp,
-            &ipi,
-            &iso as _
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
     let lids: Vec<String> = loan_delta.keys().map(|l| l.to_string()).collect();
     let delta = |f: fn(&(i64, i64, i64, NaiveDate)) -> i64| -> Vec<i64> {
         loan_delta.values().map(f).collect()
     };
     let last_paid: Vec<NaiveDate> = loan_delta.values().map(|v| v.3).collect();
+    let cursor_of = |l: &&str| cursors.get(*l);
+    let next_seq: Vec<Option<i32>> = loan_delta
+        .keys()
+        .map(|l| cursor_of(l).and_then(|c| c.seq))
+        .collect();
+    let next_due: Vec<Option<NaiveDate>> = loan_delta
+        .keys()
+        .map(|l| cursor_of(l).and_then(Cursor::next_due))
+        .collect();
+    let next_paid: Vec<i64> = loan_delta
+        .keys()
+        .map(|l| cursor_of(l).map_or(0, |c| c.paid))
+        .collect();
+    // A loan that was not active keeps its place (its payments are surplus).
     sqlx::query!(
         "UPDATE loan_status s SET outstanding_principal = s.outstanding_principal - u.pp, \
            paid_principal = s.paid_principal + u.pp, paid_interest = s.paid_interest + u.pi, \
            surplus = s.surplus + u.su, \
            last_paid_on = greatest(s.last_paid_on, u.last), \
-           next_unpaid_seq = n.seq, next_unpaid_due_on = n.due_on, \
-           state = CASE WHEN s.state = 'ACTIVE' AND n.seq IS NULL THEN 'CLOSED' ELSE s.state END, \
-           closed_on = CASE WHEN s.state = 'ACTIVE' AND n.seq IS NULL THEN u.last ELSE s.closed_on END \
-         FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::date[]) \
-           AS u(loan_id, pp, pi, su, last) \
-         LEFT JOIN LATERAL (SELECT i.seq, i.due_on FROM instalments i \
-           WHERE i.loan_id = u.loan_id \
-             AND i.seq >= (SELECT o.next_unpaid_seq FROM loan_status o WHERE o.loan_id = u.loan_id) \
-             AND i.paid_principal + i.paid_interest < i.principal + i.interest \
-           ORDER BY i.seq LIMIT 1) n ON true \
+           next_unpaid_seq = CASE WHEN s.state = 'ACTIVE' THEN u.seq ELSE s.next_unpaid_seq END, \
+           next_unpaid_due_on = CASE WHEN s.state = 'ACTIVE' THEN u.due \
+             ELSE s.next_unpaid_due_on END, \
+           next_unpaid_paid = CASE WHEN s.state = 'ACTIVE' THEN u.paid \
+             ELSE s.next_unpaid_paid END, \
+           state = CASE WHEN s.state = 'ACTIVE' AND u.seq IS NULL THEN 'CLOSED' ELSE s.state END, \
+           closed_on = CASE WHEN s.state = 'ACTIVE' AND u.seq IS NULL THEN u.last ELSE s.closed_on END \
+         FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::date[], $6::int4[], \
+           $7::date[], $8::int8[]) AS u(loan_id, pp, pi, su, last, seq, due, paid) \
          WHERE s.loan_id = u.loan_id",
         &lids,
         &delta(|v| v.0),
         &delta(|v| v.1),
         &delta(|v| v.2),
-        &last_paid
+        &last_paid,
+        &next_seq as _,
+        &next_due as _,
+        &next_paid
     )
     .execute(&mut *tx)
     .await?;
@@ -986,74 +1035,6 @@ async fn receive_payments(
     Ok(())
 }
 
-/// The unpaid instalments of each loan that payments totalling `total` reach, oldest first,
-/// and whether they are all of them (a loan with none is absent). With `limited`, at most
-/// `total / EMI + 2` instalments are read per loan and a loan whose list may go on is marked
-/// incomplete.
-async fn reach(
-    tx: &mut PgConnection,
-    loans: &[(String, i64)],
-    limited: bool,
-) -> Result<HashMap<String, (Vec<Open>, bool)>, sqlx::Error> {
-    let mut out: HashMap<String, (Vec<Open>, bool)> = HashMap::new();
-    if loans.is_empty() {
-        return Ok(out);
-    }
-    let ids: Vec<String> = loans.iter().map(|(l, _)| l.clone()).collect();
-    let totals: Vec<i64> = loans.iter().map(|(_, t)| *t).collect();
-    let rows = sqlx::query!(
-        "SELECT p.loan_id AS \"loan_id!\", x.seq AS \"seq!\", \
-           x.due_on AS \"due_on!\", x.principal AS \"principal!\", x.interest AS \"interest!\", \
-           x.paid_principal AS \"paid_principal!\", x.paid_interest AS \"paid_interest!\", \
-           x.due AS \"due!\", p.total AS \"total!\", p.lim \
-         FROM (SELECT u.loan_id, u.total, s.next_unpaid_seq AS first, \
-                 CASE WHEN $3 THEN u.total / greatest(l.emi, 1) + 2 END AS lim \
-               FROM unnest($1::text[], $2::int8[]) AS u(loan_id, total) \
-               JOIN loan_status s ON s.loan_id = u.loan_id \
-               JOIN loans l ON l.loan_id = u.loan_id) p \
-         CROSS JOIN LATERAL ( \
-           SELECT i.*, sum(i.due) OVER (ORDER BY i.seq) - i.due AS before \
-           FROM (SELECT i.seq, i.due_on, i.principal, i.interest, i.paid_principal, \
-                   i.paid_interest, i.principal + i.interest - i.paid_principal - i.paid_interest AS due \
-                 FROM instalments i \
-                 WHERE i.loan_id = p.loan_id AND i.seq >= p.first \
-                   AND i.paid_principal + i.paid_interest < i.principal + i.interest \
-                 ORDER BY i.seq LIMIT p.lim) i \
-         ) x \
-         WHERE x.before < p.total \
-         ORDER BY p.loan_id, x.seq",
-        &ids,
-        &totals,
-        limited
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut covered: HashMap<String, (i64, i64, Option<i64>)> = HashMap::new();
-    for r in rows {
-        let c = covered
-            .entry(r.loan_id.clone())
-            .or_insert((0, r.total, r.lim));
-        c.0 += r.due;
-        out.entry(r.loan_id).or_default().0.push(Open {
-            seq: r.seq,
-            due_on: r.due_on,
-            principal: r.principal,
-            interest: r.interest,
-            paid_principal: r.paid_principal,
-            paid_interest: r.paid_interest,
-            settled_on: None,
-            touched: false,
-        });
-    }
-    for (loan, (list, complete)) in &mut out {
-        let (due, total, limit) = covered.get(loan).copied().unwrap_or((0, 0, None));
-        // Short of the total only if every instalment read is here: complete unless the read
-        // stopped at its limit.
-        *complete = due >= total || limit.is_none_or(|l| (list.len() as i64) < l);
-    }
-    Ok(out)
-}
-
 #[derive(Default)]
 struct PaymentRows {
     ids: Vec<String>,
@@ -1063,17 +1044,21 @@ struct PaymentRows {
     to_interest: Vec<i64>,
     to_principal: Vec<i64>,
     surplus: Vec<i64>,
+    settled_from: Vec<Option<i32>>,
+    settled_to: Vec<Option<i32>>,
 }
 
 impl PaymentRows {
-    fn push(&mut self, p: &PaymentReceived, to_i: i64, to_p: i64, surplus: i64) {
+    fn push(&mut self, p: &PaymentReceived, a: &Allocation) {
         self.ids.push(p.payment_id.clone());
         self.loans.push(p.loan_id.clone());
         self.amounts.push(p.amount);
         self.dates.push(p.paid_on);
-        self.to_interest.push(to_i);
-        self.to_principal.push(to_p);
-        self.surplus.push(surplus);
+        self.to_interest.push(a.to_interest);
+        self.to_principal.push(a.to_principal);
+        self.surplus.push(a.surplus);
+        self.settled_from.push(a.settled.map(|s| s.0));
+        self.settled_to.push(a.settled.map(|s| s.1));
     }
 
     async fn insert(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -1082,16 +1067,18 @@ impl PaymentRows {
         }
         sqlx::query!(
             "INSERT INTO payments (payment_id, loan_id, amount, paid_on, to_interest, \
-               to_principal, surplus) \
+               to_principal, surplus, settled_from, settled_to) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::date[], $5::int8[], \
-               $6::int8[], $7::int8[])",
+               $6::int8[], $7::int8[], $8::int4[], $9::int4[])",
             &self.ids,
             &self.loans,
             &self.amounts,
             &self.dates,
             &self.to_interest,
             &self.to_principal,
-            &self.surplus
+            &self.surplus,
+            &self.settled_from as _,
+            &self.settled_to as _
         )
         .execute(&mut *tx)
         .await?;
@@ -1217,4 +1204,132 @@ async fn record_tick(
     let report = dayend::close_day(tx, date, &ctx.domain).await?;
     out.closed.push(report);
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Per payment: to interest, to principal, surplus, instalments settled.
+    type Split = (i64, i64, i64, u32);
+
+    /// The allocation rule instalment by instalment: each payment pays the interest, then the
+    /// principal, of the oldest instalment not yet paid, then the next. Returns each payment's
+    /// split and the (principal, interest) paid of each instalment.
+    fn by_instalment(parts: &[(i64, i64)], payments: &[i64]) -> (Vec<Split>, Vec<(i64, i64)>) {
+        let mut paid = vec![(0i64, 0i64); parts.len()];
+        let mut out = Vec::new();
+        for &amount in payments {
+            let (mut left, mut to_i, mut to_p, mut settled) = (amount, 0, 0, 0);
+            for (k, &(p, i)) in parts.iter().enumerate() {
+                if left == 0 {
+                    break;
+                }
+                let (pp, pi) = &mut paid[k];
+                if *pi + *pp == p + i {
+                    continue;
+                }
+                let ti = (i - *pi).min(left);
+                left -= ti;
+                let tp = (p - *pp).min(left);
+                left -= tp;
+                *pi += ti;
+                *pp += tp;
+                to_i += ti;
+                to_p += tp;
+                if *pi == i && *pp == p {
+                    settled += 1;
+                }
+            }
+            out.push((to_i, to_p, left, settled));
+        }
+        (out, paid)
+    }
+
+    fn day(n: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Days::new(u64::from(n))
+    }
+
+    proptest! {
+        /// The cursor over one schedule row allocates exactly as the instalment-by-instalment
+        /// rule, and what it leaves (next unpaid instalment and what is paid into it) is the
+        /// prefix of the schedule the payments have filled.
+        #[test]
+        fn cursor_allocates_as_instalment_by_instalment(
+            parts in proptest::collection::vec((1i64..5_000, 0i64..2_000), 1..24),
+            payments in proptest::collection::vec(1i64..12_000, 0..30),
+        ) {
+            let (expected, paid) = by_instalment(&parts, &payments);
+            let mut c = Cursor {
+                state: "ACTIVE".into(),
+                seq: Some(1),
+                paid: 0,
+                due_on: (0..parts.len() as u32).map(|k| day(30 * k)).collect(),
+                principal: parts.iter().map(|p| p.0).collect(),
+                interest: parts.iter().map(|p| p.1).collect(),
+                at: 0,
+            };
+            let mut settled_through = 0;
+            for (n, (&amount, e)) in payments.iter().zip(&expected).enumerate() {
+                let a = c.allocate(amount, day(20 * n as u32));
+                prop_assert_eq!((a.to_interest, a.to_principal, a.surplus), (e.0, e.1, e.2));
+                let count = a.settled.map_or(0, |(f, t)| t - f + 1);
+                prop_assert_eq!(count as u32, e.3);
+                if let Some((from, to)) = a.settled {
+                    prop_assert_eq!(from, settled_through + 1);
+                    settled_through = to;
+                }
+            }
+            let first_unpaid = paid
+                .iter()
+                .zip(&parts)
+                .position(|(d, p)| d.0 + d.1 < p.0 + p.1);
+            prop_assert_eq!(c.seq, first_unpaid.map(|k| k as i32 + 1));
+            prop_assert_eq!(c.paid, first_unpaid.map_or(0, |k| paid[k].0 + paid[k].1));
+            prop_assert_eq!(c.next_due(), first_unpaid.map(|k| day(30 * k as u32)));
+        }
+    }
+
+    #[test]
+    fn a_loan_not_active_takes_everything_as_surplus() {
+        let mut c = Cursor {
+            state: "CLOSED".into(),
+            seq: None,
+            paid: 0,
+            due_on: vec![],
+            principal: vec![],
+            interest: vec![],
+            at: 0,
+        };
+        let a = c.allocate(500, day(0));
+        assert_eq!((a.to_interest, a.to_principal, a.surplus), (0, 0, 500));
+        assert_eq!(a.settled, None);
+    }
+
+    #[test]
+    fn on_time_counts_instalments_settled_by_their_due_date() {
+        let mut c = Cursor {
+            state: "ACTIVE".into(),
+            seq: Some(3),
+            paid: 40,
+            due_on: vec![day(10), day(40)],
+            principal: vec![100, 100],
+            interest: vec![50, 50],
+            at: 0,
+        };
+        // 110 settles seq 3 (late on day 20), 40 more goes to seq 4's interest.
+        let a = c.allocate(150, day(20));
+        assert_eq!(a.settled, Some((3, 3)));
+        assert_eq!(a.on_time, 0);
+        assert_eq!(
+            (a.to_interest, a.to_principal, a.surplus),
+            (10 + 40, 100, 0)
+        );
+        let b = c.allocate(200, day(30));
+        assert_eq!(b.settled, Some((4, 4)));
+        assert_eq!(b.on_time, 1);
+        assert_eq!((b.to_interest, b.to_principal, b.surplus), (10, 100, 90));
+        assert_eq!(c.seq, None);
+    }
 }

@@ -108,7 +108,7 @@ const AGED_TABLES: [&str; 5] = [
     "loan_status",
     "customer_risk",
     "decisions",
-    "instalments",
+    "loan_schedules",
 ];
 
 /// Sample the tables a book that grows faster than autovacuum looks at (a replayed history,
@@ -187,7 +187,7 @@ async fn age(
         r#"
 WITH base AS (
   SELECT s.loan_id, s.customer_id, s.state, s.outstanding_principal AS outstanding,
-    s.next_unpaid_seq, s.own_npa_since AS prev_own, s.asset_class AS prev_class,
+    s.next_unpaid_seq, s.next_unpaid_paid, s.own_npa_since AS prev_own, s.asset_class AS prev_class,
     s.stage AS prev_stage, s.npa_since AS prev_npa_since, s.loss_on,
     s.first_dpd30_on, s.first_dpd60_on, s.first_dpd90_on,
     l.instalments, l.first_due_on, l.vintage, greatest(coalesce(l.collateral_value, 0), 0) AS security,
@@ -231,14 +231,18 @@ own AS (
          WHEN b.dpd > $4 THEN $1
     END AS own_npa
   FROM base b
-  -- Arrears only of loans past due, each by its primary-key range: the cost follows the
-  -- arrears, not the book (one row per loan, so the estimates stay those of the book).
+  -- Arrears only of loans past due, from the schedule row: the instalments due from the next
+  -- unpaid one on, less what is paid into it (interest first). The cost follows the arrears, not
+  -- the book (one row per loan, so the estimates stay those of the book).
   LEFT JOIN LATERAL (
-    SELECT sum(i.principal + i.interest - i.paid_principal - i.paid_interest)::int8 AS arrears,
-      sum(i.interest - i.paid_interest)::int8 AS arrears_interest
-    FROM instalments i
-    WHERE b.dpd > 0 AND i.loan_id = b.loan_id AND i.seq >= b.next_unpaid_seq AND i.due_on <= $1
-  ) a ON true
+    SELECT (sum(u.p + u.i) - b.next_unpaid_paid)::int8 AS arrears,
+      (sum(u.i) - least(b.next_unpaid_paid, min(sc.interest[b.next_unpaid_seq])))::int8
+        AS arrears_interest
+    FROM loan_schedules sc
+    CROSS JOIN LATERAL unnest(sc.due_on[b.next_unpaid_seq:], sc.principal[b.next_unpaid_seq:],
+      sc.interest[b.next_unpaid_seq:]) AS u(d, p, i)
+    WHERE b.dpd > 0 AND sc.loan_id = b.loan_id AND u.d <= $1
+) a ON true
 ),
 npa_borrowers AS (
   -- Borrower-wise NPA: a borrower is NPA from the earliest date any of their loans is.

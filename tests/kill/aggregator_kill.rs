@@ -172,6 +172,7 @@ async fn checksum(pool: &PgPool) -> Vec<(String, i64, String)> {
         ("decision_reasons", "SELECT * FROM decision_reasons"),
         ("customer_risk", "SELECT * FROM customer_risk"),
         ("loans", "SELECT * FROM loans"),
+        ("loan_schedules", "SELECT * FROM loan_schedules"),
         ("instalments", "SELECT * FROM instalments"),
         ("payments", "SELECT * FROM payments"),
         ("loan_status", "SELECT * FROM loan_status"),
