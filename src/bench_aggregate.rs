@@ -103,6 +103,9 @@ pub async fn run(args: AggregateBench, settings: Settings) -> anyhow::Result<()>
 
 type Message = (String, String, Vec<u8>, Option<i32>);
 
+/// Consumer group of the benchmark's aggregator.
+const GROUP: &str = "bench-aggregator";
+
 async fn stream(
     args: &AggregateBench,
     settings: &Settings,
@@ -209,7 +212,7 @@ async fn stream(
         topics,
         session_timeout_ms: settings.infra.kafka.session_timeout_ms,
         settings: AggregatorSettings {
-            group_id: "bench-aggregator".into(),
+            group_id: GROUP.into(),
             ..settings.aggregator.clone()
         },
         domain: settings.domain.clone(),
@@ -224,14 +227,19 @@ async fn stream(
         shutdown.clone(),
     ));
     loop {
-        let closed: bool = sqlx::query_scalar(
+        // Done when the last day is closed and every message of every topic is applied: the
+        // offsets the book stores (each partition's next offset) add up to all messages.
+        let (closed, consumed): (bool, i64) = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM business_days WHERE business_date = $1 \
-             AND closed_at IS NOT NULL)",
+               AND closed_at IS NOT NULL), \
+             (SELECT coalesce(sum(next_offset), 0)::int8 FROM consumer_offsets \
+               WHERE consumer_group = $2)",
         )
         .bind(last_day)
+        .bind(GROUP)
         .fetch_one(pool)
         .await?;
-        if closed {
+        if closed && consumed >= i64::try_from(total).unwrap_or(i64::MAX) {
             break;
         }
         anyhow::ensure!(
@@ -260,6 +268,8 @@ async fn stream(
         json!((total as f64 / seconds).round()),
     );
     m.insert("batches".into(), json!(totals.batches));
+    m.insert("applied".into(), json!(totals.applied));
+    m.insert("dead_lettered".into(), json!(totals.dead_lettered));
     m.insert("day_ends".into(), json!(day_ends));
     m.insert(
         "day_end_seconds_total".into(),
