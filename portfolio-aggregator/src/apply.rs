@@ -152,8 +152,13 @@ pub async fn apply_batch(
     out.applied += customers.len() + applications.len() + decisions.len();
     upsert_customers(tx, &customers).await?;
     upsert_applications(tx, &applications).await?;
-    upsert_decisions(tx, &decisions).await?;
-    apply_events(tx, ctx, &events, &mut out).await?;
+    let risk = upsert_decisions(tx, &decisions).await?;
+    let ticks = apply_events(tx, &events, &mut out).await?;
+    // Rows other transactions may also write (a customer's decisions arrive on several
+    // partitions; the day row is shared) are written last, in a fixed order, so concurrent
+    // batches hold them only briefly and never wait on each other in a cycle.
+    upsert_customer_risk(tx, &risk).await?;
+    record_ticks(tx, ctx, &ticks, &mut out).await?;
 
     let (topics, partitions, offsets): (Vec<String>, Vec<i32>, Vec<i64>) = next
         .iter()
@@ -367,9 +372,9 @@ async fn upsert_applications(
 async fn upsert_decisions(
     tx: &mut PgConnection,
     decisions: &[&Decision],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<CustomerRisk>, sqlx::Error> {
     if decisions.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     // The latest decision of an application wins; an identical replay changes nothing.
     let mut latest: HashMap<&str, &Decision> = HashMap::new();
@@ -494,12 +499,27 @@ async fn upsert_decisions(
             *e = (d.pd, d.decided_at);
         }
     }
-    let mut risk: Vec<(&str, f64, DateTime<Utc>)> = by_customer
+    let mut risk: Vec<CustomerRisk> = by_customer
         .into_iter()
-        .map(|(c, (p, t))| (c, p, t))
+        .map(|(c, (p, t))| (c.to_string(), p, t))
         .collect();
-    risk.sort_by(|a, b| a.0.cmp(b.0));
-    let customers: Vec<String> = risk.iter().map(|r| r.0.to_string()).collect();
+    risk.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(risk)
+}
+
+/// A customer's PD from their latest decision, and when it was decided.
+type CustomerRisk = (String, f64, DateTime<Utc>);
+
+/// Keep each customer's latest PD (`risk` sorted by customer, so concurrent batches lock the
+/// rows in one order).
+async fn upsert_customer_risk(
+    tx: &mut PgConnection,
+    risk: &[CustomerRisk],
+) -> Result<(), sqlx::Error> {
+    if risk.is_empty() {
+        return Ok(());
+    }
+    let customers: Vec<String> = risk.iter().map(|r| r.0.clone()).collect();
     let pds: Vec<f64> = risk.iter().map(|r| r.1).collect();
     let decided: Vec<DateTime<Utc>> = risk.iter().map(|r| r.2).collect();
     sqlx::query!(
@@ -526,14 +546,17 @@ fn event_date(body: &LoanEventBody) -> NaiveDate {
     }
 }
 
+/// A day-end tick of the batch: (partition, business date).
+type Tick = (i32, NaiveDate);
+
+/// Apply the batch's loan events; returns its day-end ticks, for `record_ticks`.
 async fn apply_events(
     tx: &mut PgConnection,
-    ctx: &ApplyContext,
     events: &[(usize, &Incoming, &schemas::LoanEvent)],
     out: &mut BatchOutcome,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<Tick>, sqlx::Error> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     // Event ids: first occurrence in the batch, and not applied before.
     let mut seen = HashSet::new();
@@ -541,7 +564,7 @@ async fn apply_events(
     let mut ticks = Vec::new();
     for &(i, m, e) in events {
         if let LoanEventBody::BusinessDayClosed(b) = &e.body {
-            ticks.push((i, m.partition, b.business_date));
+            ticks.push((m.partition, b.business_date));
             continue;
         }
         if seen.insert(e.event_id.as_str()) {
@@ -594,14 +617,24 @@ async fn apply_events(
     receive_payments(tx, &payments, out).await?;
     write_off(tx, &write_offs, out).await?;
     mark_loss(tx, &losses, out).await?;
+    Ok(ticks)
+}
+
+/// Record the batch's day-end ticks, running the day-end of each day they complete.
+async fn record_ticks(
+    tx: &mut PgConnection,
+    ctx: &ApplyContext,
+    ticks: &[Tick],
+    out: &mut BatchOutcome,
+) -> Result<(), sqlx::Error> {
     let mut closed_dates = HashSet::new();
-    for (_, partition, date) in &ticks {
+    for &(partition, date) in ticks {
         out.applied += 1;
-        if record_tick(tx, ctx, *partition, *date, out).await? {
-            closed_dates.insert(*date);
+        if record_tick(tx, ctx, partition, date, out).await? {
+            closed_dates.insert(date);
         }
     }
-    for (_, partition, date) in ticks {
+    for &(partition, date) in ticks {
         out.ticks
             .push((partition, date, closed_dates.contains(&date)));
     }
@@ -786,6 +819,8 @@ struct Cursor {
     interest: Vec<i64>,
     /// Index into the vectors of instalment `seq`.
     at: usize,
+    /// Instalments of the schedule after the last one in the vectors (not read).
+    beyond: i32,
 }
 
 /// One payment's allocation.
@@ -849,10 +884,75 @@ impl Cursor {
         }
     }
 
+    /// Whether payments totalling `total` could go past the instalments read while the
+    /// schedule goes on.
+    fn is_short(&self, total: i64) -> bool {
+        if self.beyond == 0 || self.seq.is_none() {
+            return false;
+        }
+        let owed: i64 =
+            self.principal.iter().sum::<i64>() + self.interest.iter().sum::<i64>() - self.paid;
+        total > owed
+    }
+
     /// Due date of the next unpaid instalment.
     fn next_due(&self) -> Option<NaiveDate> {
         self.seq.and_then(|_| self.due_on.get(self.at).copied())
     }
+}
+
+/// The cursors of `loans` (each with the total its payments bring, `totals`), with the
+/// instalments those totals can reach, or all of them from the next unpaid one with `to_end`.
+async fn cursors_of(
+    tx: &mut PgConnection,
+    loans: &[String],
+    totals: &[i32],
+    to_end: bool,
+) -> Result<HashMap<String, Cursor>, sqlx::Error> {
+    Ok(sqlx::query!(
+        "SELECT s.loan_id, s.state, s.next_unpaid_seq, s.next_unpaid_paid, \
+           cardinality(sc.due_on) AS \"length?\", \
+           sc.due_on[s.next_unpaid_seq:r.last] AS \"due_on?\", \
+           sc.principal[s.next_unpaid_seq:r.last] AS \"principal?\", \
+           sc.interest[s.next_unpaid_seq:r.last] AS \"interest?\" \
+         FROM unnest($1::text[], $2::int4[]) AS u(loan_id, total) \
+         JOIN loan_status s ON s.loan_id = u.loan_id \
+         LEFT JOIN loan_schedules sc ON sc.loan_id = s.loan_id AND s.state = 'ACTIVE' \
+         CROSS JOIN LATERAL (SELECT CASE WHEN $3 THEN cardinality(sc.due_on) \
+           ELSE s.next_unpaid_seq + (u.total::int8 / greatest(1, \
+             sc.principal[s.next_unpaid_seq] + sc.interest[s.next_unpaid_seq]))::int4 + 1 \
+           END AS last) r",
+        loans,
+        totals,
+        to_end
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| {
+        let due_on = r.due_on.unwrap_or_default();
+        let principal = r.principal.unwrap_or_default();
+        let interest = r.interest.unwrap_or_default();
+        let complete =
+            !due_on.is_empty() && principal.len() == due_on.len() && interest.len() == due_on.len();
+        let seq = r.next_unpaid_seq.filter(|_| complete);
+        let length = r.length.unwrap_or(0);
+        (
+            r.loan_id,
+            Cursor {
+                state: r.state,
+                seq,
+                paid: r.next_unpaid_paid,
+                // Instalments after the slice read.
+                beyond: seq.map_or(0, |s| (length - s + 1 - due_on.len() as i32).max(0)),
+                due_on,
+                principal,
+                interest,
+                at: 0,
+            },
+        )
+    })
+    .collect())
 }
 
 async fn receive_payments(
@@ -879,40 +979,31 @@ async fn receive_payments(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    // Each loan's place in its schedule and the instalments from there on: one row per loan.
-    let mut cursors: HashMap<String, Cursor> = sqlx::query!(
-        "SELECT s.loan_id, s.state, s.next_unpaid_seq, s.next_unpaid_paid, \
-           sc.due_on[s.next_unpaid_seq:] AS \"due_on?\", \
-           sc.principal[s.next_unpaid_seq:] AS \"principal?\", \
-           sc.interest[s.next_unpaid_seq:] AS \"interest?\" \
-         FROM loan_status s \
-         LEFT JOIN loan_schedules sc ON sc.loan_id = s.loan_id AND s.state = 'ACTIVE' \
-         WHERE s.loan_id = ANY($1)",
-        &loans
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| {
-        let due_on = r.due_on.unwrap_or_default();
-        let principal = r.principal.unwrap_or_default();
-        let interest = r.interest.unwrap_or_default();
-        let complete =
-            !due_on.is_empty() && principal.len() == due_on.len() && interest.len() == due_on.len();
-        (
-            r.loan_id,
-            Cursor {
-                state: r.state,
-                seq: r.next_unpaid_seq.filter(|_| complete),
-                paid: r.next_unpaid_paid,
-                due_on,
-                principal,
-                interest,
-                at: 0,
-            },
-        )
-    })
-    .collect();
+    // Each loan's place in its schedule and the instalments its payments can reach from there:
+    // as many as the batch's payments would settle at the next instalment's size, and one
+    // more; a loan whose smaller instalments that does not cover is read again to the end.
+    let mut totals: HashMap<&str, i64> = HashMap::new();
+    for (_, p) in payments {
+        *totals.entry(p.loan_id.as_str()).or_default() += p.amount.max(0);
+    }
+    let loan_totals: Vec<i32> = loans
+        .iter()
+        .map(|l| {
+            totals
+                .get(l.as_str())
+                .map_or(0, |t| i32::try_from(*t).unwrap_or(i32::MAX))
+        })
+        .collect();
+    let mut cursors = cursors_of(tx, &loans, &loan_totals, false).await?;
+    let short: Vec<String> = cursors
+        .iter()
+        .filter(|(l, c)| c.is_short(totals.get(l.as_str()).copied().unwrap_or(0)))
+        .map(|(l, _)| l.clone())
+        .collect();
+    if !short.is_empty() {
+        let all = vec![0; short.len()];
+        cursors.extend(cursors_of(tx, &short, &all, true).await?);
+    }
     let mut seen_ids = HashSet::new();
     let mut accepted: Vec<&PaymentReceived> = Vec::new();
     for (i, p) in payments {
@@ -1251,6 +1342,21 @@ mod tests {
         NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Days::new(u64::from(n))
     }
 
+    /// An active loan's cursor at instalment `seq` with `paid` paid into it; `parts` are
+    /// (due day, principal, interest) from `seq` on.
+    fn active(seq: i32, paid: i64, parts: &[(u32, i64, i64)], beyond: i32) -> Cursor {
+        Cursor {
+            state: "ACTIVE".into(),
+            seq: Some(seq),
+            paid,
+            due_on: parts.iter().map(|p| day(p.0)).collect(),
+            principal: parts.iter().map(|p| p.1).collect(),
+            interest: parts.iter().map(|p| p.2).collect(),
+            at: 0,
+            beyond,
+        }
+    }
+
     proptest! {
         /// The cursor over one schedule row allocates exactly as the instalment-by-instalment
         /// rule, and what it leaves (next unpaid instalment and what is paid into it) is the
@@ -1261,15 +1367,9 @@ mod tests {
             payments in proptest::collection::vec(1i64..12_000, 0..30),
         ) {
             let (expected, paid) = by_instalment(&parts, &payments);
-            let mut c = Cursor {
-                state: "ACTIVE".into(),
-                seq: Some(1),
-                paid: 0,
-                due_on: (0..parts.len() as u32).map(|k| day(30 * k)).collect(),
-                principal: parts.iter().map(|p| p.0).collect(),
-                interest: parts.iter().map(|p| p.1).collect(),
-                at: 0,
-            };
+            let rows: Vec<(u32, i64, i64)> =
+                parts.iter().enumerate().map(|(k, p)| (30 * k as u32, p.0, p.1)).collect();
+            let mut c = active(1, 0, &rows, 0);
             let mut settled_through = 0;
             for (n, (&amount, e)) in payments.iter().zip(&expected).enumerate() {
                 let a = c.allocate(amount, day(20 * n as u32));
@@ -1301,6 +1401,7 @@ mod tests {
             principal: vec![],
             interest: vec![],
             at: 0,
+            beyond: 0,
         };
         let a = c.allocate(500, day(0));
         assert_eq!((a.to_interest, a.to_principal, a.surplus), (0, 0, 500));
@@ -1309,15 +1410,7 @@ mod tests {
 
     #[test]
     fn on_time_counts_instalments_settled_by_their_due_date() {
-        let mut c = Cursor {
-            state: "ACTIVE".into(),
-            seq: Some(3),
-            paid: 40,
-            due_on: vec![day(10), day(40)],
-            principal: vec![100, 100],
-            interest: vec![50, 50],
-            at: 0,
-        };
+        let mut c = active(3, 40, &[(10, 100, 50), (40, 100, 50)], 0);
         // 110 settles seq 3 (late on day 20), 40 more goes to seq 4's interest.
         let a = c.allocate(150, day(20));
         assert_eq!(a.settled, Some((3, 3)));
@@ -1331,5 +1424,15 @@ mod tests {
         assert_eq!(b.on_time, 1);
         assert_eq!((b.to_interest, b.to_principal, b.surplus), (10, 100, 90));
         assert_eq!(c.seq, None);
+    }
+
+    #[test]
+    fn a_cursor_read_short_of_what_its_payments_reach_asks_for_the_rest() {
+        let c = active(4, 30, &[(0, 100, 10), (30, 100, 10)], 2);
+        // 220 owed in the two instalments read (less 30 paid): 190.
+        assert!(!c.is_short(190));
+        assert!(c.is_short(191));
+        let to_end = Cursor { beyond: 0, ..c };
+        assert!(!to_end.is_short(10_000));
     }
 }

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -41,6 +42,10 @@ pub struct AggregatorSettings {
     pub linger_ms: u64,
     /// Longest backoff between attempts while the database is unreachable, ms.
     pub max_backoff_ms: u64,
+    /// Transactions a batch is applied in at once (2: PostgreSQL works on two cores). The
+    /// batch is split by partition number; each part commits its own partitions' changes and
+    /// offsets, so each is exactly-once on its own. 1 applies a batch in one transaction.
+    pub concurrent_transactions: usize,
     /// Where `/metrics` is served.
     pub metrics_bind: String,
 }
@@ -52,6 +57,7 @@ impl Default for AggregatorSettings {
             batch_size: 5_000,
             linger_ms: 50,
             max_backoff_ms: 5_000,
+            concurrent_transactions: 2,
             metrics_bind: "127.0.0.1:9465".into(),
         }
     }
@@ -212,8 +218,7 @@ struct Loop {
     metrics: Metrics,
     handle: Handle,
     consumer: AggregatorConsumer,
-    producer: FutureProducer,
-    ctx: ApplyContext,
+    committer: Arc<Committer>,
     sources: HashMap<String, Source>,
     /// Events partitions waiting at a day-end tick, with the date they wait for.
     waiting: HashMap<i32, NaiveDate>,
@@ -283,14 +288,19 @@ fn consume(
         event_partitions: i32::try_from(event_partitions).unwrap_or(i32::MAX),
         domain: svc.domain.clone(),
     };
+    let committer = Arc::new(Committer {
+        pool: pool.clone(),
+        ctx,
+        producer,
+        topics: svc.topics.clone(),
+    });
     let mut l = Loop {
         svc,
         pool,
         metrics,
         handle,
         consumer,
-        producer,
-        ctx,
+        committer,
         sources,
         waiting: HashMap::new(),
         held: HashMap::new(),
@@ -488,9 +498,45 @@ impl Loop {
         self.waiting.insert(partition, date);
     }
 
-    /// Apply and commit `pending`, retrying while the database is unreachable; on success the
-    /// batch is cleared.
+    /// Apply and commit `pending` in up to `concurrent_transactions` transactions at once, one
+    /// per share of its partitions; on success the batch is cleared. A share whose transaction fails goes through `flush_one` (retries,
+    /// splitting, dead letters); a share that committed stays committed (its offsets are
+    /// stored with it).
     fn flush(&mut self, pending: &mut Vec<Incoming>) -> Result<(), AggregatorError> {
+        let lanes = self.svc.settings.concurrent_transactions.max(1);
+        let mut shares: Vec<Vec<Incoming>> = (0..lanes).map(|_| Vec::new()).collect();
+        for m in pending.drain(..) {
+            let lane = usize::try_from(m.partition).unwrap_or(0) % lanes;
+            shares[lane].push(m);
+        }
+        shares.retain(|s| !s.is_empty());
+        let started = Instant::now();
+        let tasks: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                let committer = Arc::clone(&self.committer);
+                self.handle.spawn(async move {
+                    let result = committer.commit(&share).await;
+                    (share, result)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (mut share, result) = self
+                .handle
+                .block_on(task)
+                .map_err(|e| AggregatorError::Database(format!("batch task failed: {e}")))?;
+            match result {
+                Ok(outcome) => self.after_commit(&share, outcome, started),
+                Err(_) => self.flush_one(&mut share)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply and commit `pending` in one transaction, retrying while the database is
+    /// unreachable; on success the batch is cleared.
+    fn flush_one(&mut self, pending: &mut Vec<Incoming>) -> Result<(), AggregatorError> {
         let mut backoff = Duration::from_millis(100);
         let mut paused_all: Option<TopicPartitionList> = None;
         loop {
@@ -512,8 +558,8 @@ impl Loop {
                     // A message the database refuses: find it by halving, dead-letter it alone.
                     tracing::warn!(%error, size = pending.len(), "Batch refused; splitting");
                     let mut second = pending.split_off(pending.len() / 2);
-                    self.flush(pending)?;
-                    self.flush(&mut second)?;
+                    self.flush_one(pending)?;
+                    self.flush_one(&mut second)?;
                     pending.clear();
                     return Ok(());
                 }
@@ -555,47 +601,7 @@ impl Loop {
     }
 
     fn commit_batch(&self, batch: &[Incoming]) -> Result<BatchOutcome, FlushError> {
-        self.handle.block_on(async {
-            let mut tx = self.pool.begin().await.map_err(FlushError::from)?;
-            let outcome = apply_batch(&mut tx, &self.ctx, batch)
-                .await
-                .map_err(FlushError::from)?;
-            self.dead_letter(batch, &outcome.rejected).await?;
-            tx.commit().await.map_err(FlushError::from)?;
-            Ok(outcome)
-        })
-    }
-
-    async fn dead_letter(
-        &self,
-        batch: &[Incoming],
-        rejected: &[(usize, Rejection)],
-    ) -> Result<(), FlushError> {
-        let topics: Vec<String> = rejected
-            .iter()
-            .map(|(i, _)| {
-                batch
-                    .get(*i)
-                    .map(|m| self.svc.topics.dlq(&m.topic))
-                    .unwrap_or_default()
-            })
-            .collect();
-        let mut sends = Vec::with_capacity(rejected.len());
-        for ((i, r), dlq) in rejected.iter().zip(&topics) {
-            let Some(m) = batch.get(*i) else { continue };
-            let headers =
-                runtime::kafka::dlq_headers(&m.topic, m.partition, m.offset, r.class, &r.message);
-            let mut record = FutureRecord::to(dlq).payload(&m.bytes).headers(headers);
-            if let Some(k) = &m.key {
-                record = record.key(k);
-            }
-            sends.push(self.producer.send(record, Duration::from_secs(30)));
-        }
-        for s in sends {
-            s.await
-                .map_err(|(e, _)| FlushError::Kafka(format!("dead-letter delivery failed: {e}")))?;
-        }
-        Ok(())
+        self.handle.block_on(self.committer.commit(batch))
     }
 
     fn after_commit(&mut self, batch: &[Incoming], outcome: BatchOutcome, started: Instant) {
@@ -683,6 +689,60 @@ impl Loop {
         if let Err(error) = self.resume_from_book(&ready) {
             tracing::warn!(%error, "Cannot resume after the day-end");
         }
+    }
+}
+
+/// What a batch's transaction needs, shared with the tasks that commit batches.
+struct Committer {
+    pool: PgPool,
+    ctx: ApplyContext,
+    producer: FutureProducer,
+    topics: Topics,
+}
+
+impl Committer {
+    /// Apply `batch` and dead-letter its rejected messages in one transaction, with its
+    /// offsets.
+    async fn commit(&self, batch: &[Incoming]) -> Result<BatchOutcome, FlushError> {
+        let mut tx = self.pool.begin().await.map_err(FlushError::from)?;
+        let outcome = apply_batch(&mut tx, &self.ctx, batch)
+            .await
+            .map_err(FlushError::from)?;
+        self.dead_letter(batch, &outcome.rejected).await?;
+        tx.commit().await.map_err(FlushError::from)?;
+        Ok(outcome)
+    }
+
+    async fn dead_letter(
+        &self,
+        batch: &[Incoming],
+        rejected: &[(usize, Rejection)],
+    ) -> Result<(), FlushError> {
+        let topics: Vec<String> = rejected
+            .iter()
+            .map(|(i, _)| {
+                batch
+                    .get(*i)
+                    .map(|m| self.topics.dlq(&m.topic))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut sends = Vec::with_capacity(rejected.len());
+        for ((i, r), dlq) in rejected.iter().zip(&topics) {
+            let Some(m) = batch.get(*i) else { continue };
+            let headers =
+                runtime::kafka::dlq_headers(&m.topic, m.partition, m.offset, r.class, &r.message);
+            let mut record = FutureRecord::to(dlq).payload(&m.bytes).headers(headers);
+            if let Some(k) = &m.key {
+                record = record.key(k);
+            }
+            sends.push(self.producer.send(record, Duration::from_secs(30)));
+        }
+        for s in sends {
+            s.await
+                .map_err(|(e, _)| FlushError::Kafka(format!("dead-letter delivery failed: {e}")))?;
+        }
+        Ok(())
     }
 }
 
