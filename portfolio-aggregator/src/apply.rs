@@ -884,15 +884,15 @@ impl Cursor {
         }
     }
 
-    /// Whether payments totalling `total` could go past the instalments read while the
-    /// schedule goes on.
+    /// Whether payments totalling `total` could settle every instalment read while the
+    /// schedule goes on (the cursor would then have nowhere to move to).
     fn is_short(&self, total: i64) -> bool {
         if self.beyond == 0 || self.seq.is_none() {
             return false;
         }
         let owed: i64 =
             self.principal.iter().sum::<i64>() + self.interest.iter().sum::<i64>() - self.paid;
-        total > owed
+        total >= owed
     }
 
     /// Due date of the next unpaid instalment.
@@ -906,7 +906,7 @@ impl Cursor {
 async fn cursors_of(
     tx: &mut PgConnection,
     loans: &[String],
-    totals: &[i32],
+    totals: &[i64],
     to_end: bool,
 ) -> Result<HashMap<String, Cursor>, sqlx::Error> {
     Ok(sqlx::query!(
@@ -915,12 +915,12 @@ async fn cursors_of(
            sc.due_on[s.next_unpaid_seq:r.last] AS \"due_on?\", \
            sc.principal[s.next_unpaid_seq:r.last] AS \"principal?\", \
            sc.interest[s.next_unpaid_seq:r.last] AS \"interest?\" \
-         FROM unnest($1::text[], $2::int4[]) AS u(loan_id, total) \
+         FROM unnest($1::text[], $2::int8[]) AS u(loan_id, total) \
          JOIN loan_status s ON s.loan_id = u.loan_id \
          LEFT JOIN loan_schedules sc ON sc.loan_id = s.loan_id AND s.state = 'ACTIVE' \
          CROSS JOIN LATERAL (SELECT CASE WHEN $3 THEN cardinality(sc.due_on) \
-           ELSE s.next_unpaid_seq + (u.total::int8 / greatest(1, \
-             sc.principal[s.next_unpaid_seq] + sc.interest[s.next_unpaid_seq]))::int4 + 1 \
+           ELSE s.next_unpaid_seq + least(u.total / greatest(1, \
+             sc.principal[s.next_unpaid_seq] + sc.interest[s.next_unpaid_seq]), 100000)::int4 + 1 \
            END AS last) r",
         loans,
         totals,
@@ -986,13 +986,9 @@ async fn receive_payments(
     for (_, p) in payments {
         *totals.entry(p.loan_id.as_str()).or_default() += p.amount.max(0);
     }
-    let loan_totals: Vec<i32> = loans
+    let loan_totals: Vec<i64> = loans
         .iter()
-        .map(|l| {
-            totals
-                .get(l.as_str())
-                .map_or(0, |t| i32::try_from(*t).unwrap_or(i32::MAX))
-        })
+        .map(|l| totals.get(l.as_str()).copied().unwrap_or(0))
         .collect();
     let mut cursors = cursors_of(tx, &loans, &loan_totals, false).await?;
     let short: Vec<String> = cursors
@@ -1001,7 +997,7 @@ async fn receive_payments(
         .map(|(l, _)| l.clone())
         .collect();
     if !short.is_empty() {
-        let all = vec![0; short.len()];
+        let all = vec![0i64; short.len()];
         cursors.extend(cursors_of(tx, &short, &all, true).await?);
     }
     let mut seen_ids = HashSet::new();
@@ -1429,9 +1425,10 @@ mod tests {
     #[test]
     fn a_cursor_read_short_of_what_its_payments_reach_asks_for_the_rest() {
         let c = active(4, 30, &[(0, 100, 10), (30, 100, 10)], 2);
-        // 220 owed in the two instalments read (less 30 paid): 190.
-        assert!(!c.is_short(190));
-        assert!(c.is_short(191));
+        // 220 owed in the two instalments read (less 30 paid): 190 settles both, and the
+        // instalment after them was not read.
+        assert!(!c.is_short(189));
+        assert!(c.is_short(190));
         let to_end = Cursor { beyond: 0, ..c };
         assert!(!to_end.is_short(10_000));
     }

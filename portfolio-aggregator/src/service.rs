@@ -502,9 +502,9 @@ impl Loop {
     }
 
     /// Apply and commit `pending` in up to `concurrent_transactions` transactions at once, one
-    /// per share of its partitions; on success the batch is cleared. A share whose transaction fails goes through `flush_one` (retries,
-    /// splitting, dead letters); a share that committed stays committed (its offsets are
-    /// stored with it).
+    /// per share of its partitions; on success the batch is cleared. A share whose transaction
+    /// fails goes through `flush_one` (retries, splitting, dead letters); a share that committed
+    /// stays committed (its offsets are stored with it).
     fn flush(&mut self, pending: &mut Vec<Incoming>) -> Result<(), AggregatorError> {
         let lanes = self.svc.settings.concurrent_transactions.max(1);
         let mut shares: Vec<Vec<Incoming>> = (0..lanes).map(|_| Vec::new()).collect();
@@ -531,7 +531,14 @@ impl Loop {
                 .map_err(|e| AggregatorError::Database(format!("batch task failed: {e}")))?;
             match result {
                 Ok(outcome) => self.after_commit(&share, outcome, started),
-                Err(_) => self.flush_one(&mut share)?,
+                Err(error) => {
+                    tracing::warn!(
+                        error = error.message(),
+                        size = share.len(),
+                        "A share of the batch failed; applying it alone"
+                    );
+                    self.flush_one(&mut share)?;
+                }
             }
         }
         Ok(())
@@ -775,6 +782,14 @@ enum FlushError {
     Unavailable(String),
     /// Dead letters could not be delivered: retry.
     Kafka(String),
+}
+
+impl FlushError {
+    fn message(&self) -> &str {
+        match self {
+            Self::Data(m) | Self::Unavailable(m) | Self::Kafka(m) => m,
+        }
+    }
 }
 
 impl From<sqlx::Error> for FlushError {
