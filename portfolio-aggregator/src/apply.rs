@@ -808,16 +808,16 @@ fn slice_bound(n: usize) -> i32 {
 /// paid into it, and the instalments from it on.
 #[derive(Debug)]
 struct Cursor {
-    state: String,
-    /// Seq of the next unpaid instalment (`None`: the schedule is paid).
-    seq: Option<i32>,
-    /// Paid so far into that instalment (interest first).
+    /// Seq of the first instalment in the vectors (the next unpaid one when read).
+    first: i32,
+    /// Paid so far into the next unpaid instalment (interest first).
     paid: i64,
-    /// Due dates, principal and interest parts of the instalments from `seq` on.
+    /// Due dates, principal and interest parts of the instalments read, from the next unpaid
+    /// one on; empty for a loan that is not active (its payments are surplus).
     due_on: Vec<NaiveDate>,
     principal: Vec<i64>,
     interest: Vec<i64>,
-    /// Index into the vectors of instalment `seq`.
+    /// Index into the vectors of the next unpaid instalment.
     at: usize,
     /// Instalments of the schedule after the last one in the vectors (not read).
     beyond: i32,
@@ -841,53 +841,53 @@ impl Cursor {
     fn allocate(&mut self, amount: i64, paid_on: NaiveDate) -> Allocation {
         let mut a = Allocation::default();
         let mut left = amount.max(0);
-        if self.state == "ACTIVE" {
-            while left > 0 {
-                let Some(seq) = self.seq else { break };
-                let k = self.at;
-                let (principal, interest) = (self.principal[k], self.interest[k]);
-                let owed = (principal + interest - self.paid).max(0);
-                let take = owed.min(left);
-                let interest_owed = (interest - self.paid.min(interest)).max(0);
-                let to_i = take.min(interest_owed);
-                a.to_interest += to_i;
-                a.to_principal += take - to_i;
-                self.paid += take;
-                left -= take;
-                if self.paid >= principal + interest {
-                    a.settled = Some((a.settled.map_or(seq, |s| s.0), seq));
-                    if paid_on <= self.due_on[k] {
-                        a.on_time += 1;
-                    }
-                    self.advance();
+        while left > 0 {
+            let Some(seq) = self.seq() else { break };
+            let k = self.at;
+            let (principal, interest) = (self.principal[k], self.interest[k]);
+            let owed = (principal + interest - self.paid).max(0);
+            let take = owed.min(left);
+            let interest_owed = (interest - self.paid.min(interest)).max(0);
+            let to_i = take.min(interest_owed);
+            a.to_interest += to_i;
+            a.to_principal += take - to_i;
+            self.paid += take;
+            left -= take;
+            if self.paid >= principal + interest {
+                a.settled = Some((a.settled.map_or(seq, |s| s.0), seq));
+                if paid_on <= self.due_on[k] {
+                    a.on_time += 1;
                 }
+                self.advance();
             }
         }
         a.surplus = left;
         a
     }
 
-    /// Move past the settled instalment `seq` to the next one with anything to pay.
+    /// Seq of the next unpaid instalment (`None`: none read is unpaid).
+    fn seq(&self) -> Option<i32> {
+        if self.at >= self.principal.len() {
+            return None;
+        }
+        i32::try_from(self.at).ok().map(|a| self.first + a)
+    }
+
+    /// Move past the settled instalment to the next one with anything to pay.
     fn advance(&mut self) {
         self.paid = 0;
-        loop {
+        self.at += 1;
+        while self.at < self.principal.len()
+            && self.principal[self.at] + self.interest[self.at] == 0
+        {
             self.at += 1;
-            self.seq = self.seq.and_then(|s| s.checked_add(1));
-            match (self.principal.get(self.at), self.interest.get(self.at)) {
-                (Some(p), Some(i)) if p + i > 0 => return,
-                (Some(_), Some(_)) => continue,
-                _ => {
-                    self.seq = None;
-                    return;
-                }
-            }
         }
     }
 
     /// Whether payments totalling `total` could settle every instalment read while the
     /// schedule goes on (the cursor would then have nowhere to move to).
     fn is_short(&self, total: i64) -> bool {
-        if self.beyond == 0 || self.seq.is_none() {
+        if self.beyond == 0 || self.seq().is_none() {
             return false;
         }
         let owed: i64 =
@@ -897,7 +897,7 @@ impl Cursor {
 
     /// Due date of the next unpaid instalment.
     fn next_due(&self) -> Option<NaiveDate> {
-        self.seq.and_then(|_| self.due_on.get(self.at).copied())
+        self.due_on.get(self.at).copied()
     }
 }
 
@@ -910,7 +910,7 @@ async fn cursors_of(
     to_end: bool,
 ) -> Result<HashMap<String, Cursor>, sqlx::Error> {
     Ok(sqlx::query!(
-        "SELECT s.loan_id, s.state, s.next_unpaid_seq, s.next_unpaid_paid, \
+        "SELECT s.loan_id, s.next_unpaid_seq, s.next_unpaid_paid, \
            cardinality(sc.due_on) AS \"length?\", \
            sc.due_on[s.next_unpaid_seq:r.last] AS \"due_on?\", \
            sc.principal[s.next_unpaid_seq:r.last] AS \"principal?\", \
@@ -933,24 +933,30 @@ async fn cursors_of(
         let due_on = r.due_on.unwrap_or_default();
         let principal = r.principal.unwrap_or_default();
         let interest = r.interest.unwrap_or_default();
-        let complete =
-            !due_on.is_empty() && principal.len() == due_on.len() && interest.len() == due_on.len();
-        let seq = r.next_unpaid_seq.filter(|_| complete);
-        let length = r.length.unwrap_or(0);
-        (
-            r.loan_id,
-            Cursor {
-                state: r.state,
-                seq,
+        let read = principal.len() == due_on.len() && interest.len() == due_on.len();
+        let first = r.next_unpaid_seq.filter(|_| read && !due_on.is_empty());
+        let cursor = match first {
+            Some(first) => Cursor {
+                first,
                 paid: r.next_unpaid_paid,
-                // Instalments after the slice read.
-                beyond: seq.map_or(0, |s| (length - s + 1 - due_on.len() as i32).max(0)),
+                beyond: (r.length.unwrap_or(0) - first + 1 - due_on.len() as i32).max(0),
                 due_on,
                 principal,
                 interest,
                 at: 0,
             },
-        )
+            // Not active (no schedule read), or nothing left to pay.
+            None => Cursor {
+                first: 0,
+                paid: 0,
+                due_on: Vec::new(),
+                principal: Vec::new(),
+                interest: Vec::new(),
+                at: 0,
+                beyond: 0,
+            },
+        };
+        (r.loan_id, cursor)
     })
     .collect())
 }
@@ -973,12 +979,6 @@ async fn receive_payments(
     .await?
     .into_iter()
     .collect();
-    let loans: Vec<String> = payments
-        .iter()
-        .map(|(_, p)| p.loan_id.clone())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
     // Each loan's place in its schedule and the instalments its payments can reach from there:
     // as many as the batch's payments would settle at the next instalment's size, and one
     // more; a loan whose smaller instalments that does not cover is read again to the end.
@@ -986,10 +986,8 @@ async fn receive_payments(
     for (_, p) in payments {
         *totals.entry(p.loan_id.as_str()).or_default() += p.amount.max(0);
     }
-    let loan_totals: Vec<i64> = loans
-        .iter()
-        .map(|l| totals.get(l.as_str()).copied().unwrap_or(0))
-        .collect();
+    let loans: Vec<String> = totals.keys().map(|l| l.to_string()).collect();
+    let loan_totals: Vec<i64> = totals.values().copied().collect();
     let mut cursors = cursors_of(tx, &loans, &loan_totals, false).await?;
     let short: Vec<String> = cursors
         .iter()
@@ -1058,7 +1056,7 @@ async fn receive_payments(
     let cursor_of = |l: &&str| cursors.get(*l);
     let next_seq: Vec<Option<i32>> = loan_delta
         .keys()
-        .map(|l| cursor_of(l).and_then(|c| c.seq))
+        .map(|l| cursor_of(l).and_then(Cursor::seq))
         .collect();
     let next_due: Vec<Option<NaiveDate>> = loan_delta
         .keys()
@@ -1342,8 +1340,7 @@ mod tests {
     /// (due day, principal, interest) from `seq` on.
     fn active(seq: i32, paid: i64, parts: &[(u32, i64, i64)], beyond: i32) -> Cursor {
         Cursor {
-            state: "ACTIVE".into(),
-            seq: Some(seq),
+            first: seq,
             paid,
             due_on: parts.iter().map(|p| day(p.0)).collect(),
             principal: parts.iter().map(|p| p.1).collect(),
@@ -1381,7 +1378,7 @@ mod tests {
                 .iter()
                 .zip(&parts)
                 .position(|(d, p)| d.0 + d.1 < p.0 + p.1);
-            prop_assert_eq!(c.seq, first_unpaid.map(|k| k as i32 + 1));
+            prop_assert_eq!(c.seq(), first_unpaid.map(|k| k as i32 + 1));
             prop_assert_eq!(c.paid, first_unpaid.map_or(0, |k| paid[k].0 + paid[k].1));
             prop_assert_eq!(c.next_due(), first_unpaid.map(|k| day(30 * k as u32)));
         }
@@ -1390,8 +1387,7 @@ mod tests {
     #[test]
     fn a_loan_not_active_takes_everything_as_surplus() {
         let mut c = Cursor {
-            state: "CLOSED".into(),
-            seq: None,
+            first: 0,
             paid: 0,
             due_on: vec![],
             principal: vec![],
@@ -1419,7 +1415,7 @@ mod tests {
         assert_eq!(b.settled, Some((4, 4)));
         assert_eq!(b.on_time, 1);
         assert_eq!((b.to_interest, b.to_principal, b.surplus), (10, 100, 90));
-        assert_eq!(c.seq, None);
+        assert_eq!(c.seq(), None);
     }
 
     #[test]
