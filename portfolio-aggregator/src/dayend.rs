@@ -21,7 +21,7 @@ use std::time::Instant;
 use chrono::{Datelike, NaiveDate};
 use risk_core::settings::DomainSettings;
 use serde::Serialize;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 /// What a day-end did.
 #[derive(Debug, Clone, Serialize)]
@@ -39,14 +39,6 @@ pub struct DayEndReport {
     /// Wall time of the day-end, seconds.
     pub seconds: f64,
 }
-
-const NPA: &str = "('SUBSTANDARD', 'D1', 'D2', 'D3', 'LOSS')";
-
-/// Bucket of a loan for roll rates and the DPD mix.
-pub const BUCKET_SQL: &str = "CASE WHEN state = 'CLOSED' THEN 'CLOSED' \
-     WHEN state = 'WRITTEN_OFF' THEN 'WRITTEN_OFF' \
-     WHEN dpd = 0 THEN 'CURRENT' WHEN dpd <= 30 THEN '1-30' WHEN dpd <= 60 THEN '31-60' \
-     WHEN dpd <= 90 THEN '61-90' ELSE '90+' END";
 
 /// Close business date `date`: age the book and take the snapshot, inside the caller's
 /// transaction.
@@ -126,11 +118,15 @@ async fn refresh_statistics(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     .fetch_all(&mut *tx)
     .await?;
     for table in stale {
-        if AGED_TABLES.contains(&table.as_str()) {
-            sqlx::query(&format!("ANALYZE {table}"))
-                .execute(&mut *tx)
-                .await?;
-        }
+        let analyze = match table.as_str() {
+            "loans" => sqlx::query!("ANALYZE loans"),
+            "loan_status" => sqlx::query!("ANALYZE loan_status"),
+            "customer_risk" => sqlx::query!("ANALYZE customer_risk"),
+            "decisions" => sqlx::query!("ANALYZE decisions"),
+            "loan_schedules" => sqlx::query!("ANALYZE loan_schedules"),
+            _ => continue,
+        };
+        analyze.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -157,24 +153,44 @@ async fn fill_loan_attributes(tx: &mut PgConnection) -> Result<(), sqlx::Error> 
 /// Record the month of `last_day`: bucket at the month's start → bucket now, then restart.
 async fn roll_month(tx: &mut PgConnection, last_day: NaiveDate) -> Result<(), sqlx::Error> {
     let month = last_day.with_day(1).unwrap_or(last_day);
-    sqlx::query(&format!(
+    sqlx::query!(
         "INSERT INTO roll_rates (month, from_bucket, to_bucket, loans, balance) \
-         SELECT $1, month_start_bucket, {BUCKET_SQL}, count(*), coalesce(sum(month_start_balance), 0) \
+         SELECT $1, month_start_bucket, dpd_bucket(state, dpd), count(*), \
+           coalesce(sum(month_start_balance), 0) \
          FROM loan_status WHERE month_start_bucket IS NOT NULL GROUP BY 2, 3 \
-         ON CONFLICT DO NOTHING"
-    ))
-    .bind(month)
+         ON CONFLICT DO NOTHING",
+        month
+    )
     .execute(&mut *tx)
     .await?;
-    sqlx::query(&format!(
+    sqlx::query!(
         "UPDATE loan_status SET \
-           month_start_bucket = CASE WHEN state = 'ACTIVE' THEN {BUCKET_SQL} END, \
+           month_start_bucket = CASE WHEN state = 'ACTIVE' THEN dpd_bucket(state, dpd) END, \
            month_start_balance = CASE WHEN state = 'ACTIVE' THEN outstanding_principal END \
          WHERE state = 'ACTIVE' OR month_start_bucket IS NOT NULL"
-    ))
+    )
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// The domain settings the day-end reads, as one JSON object (named, not positional).
+fn day_end_settings(d: &DomainSettings) -> serde_json::Value {
+    let (i, s, p, l) = (&d.irac, &d.ifrs9, &d.provisioning, &d.lgd);
+    serde_json::json!({
+        "sma0_max_dpd": i.sma0_max_dpd, "sma1_max_dpd": i.sma1_max_dpd,
+        "npa_after_dpd": i.npa_after_dpd, "substandard_months": i.substandard_months,
+        "d1_months": i.d1_months, "d2_months": i.d2_months,
+        "stage2_after_dpd": s.stage2_after_dpd, "stage3_after_dpd": s.stage3_after_dpd,
+        "pd_ratio_trigger": s.pd_ratio_trigger, "min_horizon_months": s.min_horizon_months,
+        "standard_bps": p.standard_bps, "substandard_bps": p.substandard_bps,
+        "substandard_unsecured_bps": p.substandard_unsecured_bps,
+        "d1_secured_bps": p.d1_secured_bps, "d2_secured_bps": p.d2_secured_bps,
+        "d3_secured_bps": p.d3_secured_bps, "doubtful_unsecured_bps": p.doubtful_unsecured_bps,
+        "loss_bps": p.loss_bps, "home_bps": l.home_bps, "auto_bps": l.auto_bps,
+        "gold_bps": l.gold_bps, "other_secured_bps": l.other_secured_bps,
+        "unsecured_bps": l.unsecured_bps,
+    })
 }
 
 /// Age the book; returns (loans aged, loans changed, transitions).
@@ -183,15 +199,30 @@ async fn age(
     date: NaiveDate,
     d: &DomainSettings,
 ) -> Result<(i64, i64, i64), sqlx::Error> {
-    let sql = format!(
+    let r = sqlx::query!(
         r#"
-WITH base AS (
+WITH p AS (
+  SELECT (j->>'sma0_max_dpd')::int AS sma0, (j->>'sma1_max_dpd')::int AS sma1,
+    (j->>'npa_after_dpd')::int AS npa_after, (j->>'substandard_months')::int AS sub_m,
+    (j->>'d1_months')::int AS d1_m, (j->>'d2_months')::int AS d2_m,
+    (j->>'stage2_after_dpd')::int AS stage2_after, (j->>'stage3_after_dpd')::int AS stage3_after,
+    (j->>'pd_ratio_trigger')::float8 AS pd_ratio, (j->>'min_horizon_months')::int AS min_h,
+    (j->>'standard_bps')::int8 AS std_bps, (j->>'substandard_bps')::int8 AS sub_bps,
+    (j->>'substandard_unsecured_bps')::int8 AS sub_u_bps, (j->>'d1_secured_bps')::int8 AS d1_bps,
+    (j->>'d2_secured_bps')::int8 AS d2_bps, (j->>'d3_secured_bps')::int8 AS d3_bps,
+    (j->>'doubtful_unsecured_bps')::int8 AS dbt_u_bps, (j->>'loss_bps')::int8 AS loss_bps,
+    (j->>'home_bps')::int8 AS home_lgd, (j->>'auto_bps')::int8 AS auto_lgd,
+    (j->>'gold_bps')::int8 AS gold_lgd, (j->>'other_secured_bps')::int8 AS other_lgd,
+    (j->>'unsecured_bps')::int8 AS unsecured_lgd
+  FROM (SELECT $2::jsonb AS j) x
+),
+base0 AS (
   SELECT s.loan_id, s.customer_id, s.state, s.outstanding_principal AS outstanding,
-    s.next_unpaid_seq, s.next_unpaid_paid, s.own_npa_since AS prev_own, s.asset_class AS prev_class,
-    s.stage AS prev_stage, s.npa_since AS prev_npa_since, s.loss_on,
+    s.next_unpaid_seq, s.next_unpaid_paid, s.asset_class AS prev_class,
+    s.stage AS prev_stage, s.npa_since AS prev_npa_since, s.loss_on, s.unrecovered_arrears,
     s.first_dpd30_on, s.first_dpd60_on, s.first_dpd90_on,
-    l.instalments, l.first_due_on, l.vintage, greatest(coalesce(l.collateral_value, 0), 0) AS security,
-    l.purpose, l.origination_pd,
+    l.instalments, l.first_due_on, l.disbursed_on, l.interest_rate_bps, l.vintage,
+    greatest(coalesce(l.collateral_value, 0), 0) AS security, l.purpose, l.origination_pd,
     CASE WHEN s.state = 'ACTIVE' AND s.next_unpaid_due_on <= $1
          THEN ($1 - s.next_unpaid_due_on) + 1 ELSE 0 END AS dpd,
     cp.pd AS current_pd,
@@ -217,19 +248,17 @@ WITH base AS (
     ORDER BY d.decided_at DESC LIMIT 1
   ) cp ON true
   WHERE s.state = 'ACTIVE' OR s.dpd > 0 OR s.provision > 0 OR s.ecl > 0
-     OR s.accrued_interest > 0 OR s.interest_suspended > 0
+     OR s.accrued_interest > 0 OR s.interest_suspended > 0 OR s.unrecovered_arrears > 0
      OR (s.state = 'CLOSED' AND (s.asset_class <> 'STANDARD' OR s.stage <> 1))
+),
+base AS (
+  SELECT b.*, CASE WHEN b.due_count = 0 THEN b.disbursed_on
+    ELSE (b.first_due_on + make_interval(months => b.due_count - 1))::date END AS last_due
+  FROM base0 b
 ),
 own AS (
   SELECT b.*, coalesce(a.arrears, 0) AS arrears, coalesce(a.arrears_interest, 0) AS arrears_interest,
-    b.state = 'ACTIVE' AND (b.prev_class = 'LOSS' OR b.loss_on <= $1) AS is_loss,
-    CASE WHEN b.state <> 'ACTIVE' THEN NULL
-         WHEN b.prev_class = 'LOSS' OR b.loss_on <= $1
-           THEN coalesce(b.prev_own, b.loss_on)
-         WHEN b.prev_own IS NOT NULL
-           THEN CASE WHEN b.dpd > 0 OR coalesce(a.arrears, 0) > 0 THEN b.prev_own END
-         WHEN b.dpd > $4 THEN $1
-    END AS own_npa
+    b.state = 'ACTIVE' AND (b.prev_class = 'LOSS' OR b.loss_on <= $1) AS is_loss
   FROM base b
   -- Arrears only of loans past due, from the schedule row: the instalments due from the next
   -- unpaid one on, less what is paid into it (interest first). The cost follows the arrears, not
@@ -244,83 +273,90 @@ own AS (
     WHERE b.dpd > 0 AND sc.loan_id = b.loan_id AND u.d <= $1
 ) a ON true
 ),
-npa_borrowers AS (
-  -- Borrower-wise NPA: a borrower is NPA from the earliest date any of their loans is.
-  SELECT customer_id, min(own_npa) AS borrower_npa FROM own WHERE own_npa IS NOT NULL
-  GROUP BY customer_id
+candidates AS (
+  -- Borrowers whose classification is borrower-wise today: NPA before, a loan past the NPA
+  -- threshold, or a loan marked as loss.
+  SELECT DISTINCT o.customer_id FROM own o, p
+  WHERE (o.state = 'ACTIVE' AND o.prev_npa_since IS NOT NULL) OR o.is_loss
+     OR (o.state = 'ACTIVE' AND o.dpd > p.npa_after)
 ),
-bw AS (
-  SELECT o.*, n.borrower_npa FROM own o LEFT JOIN npa_borrowers n USING (customer_id)
+borrowers AS (
+  -- A borrower who was NPA stays NPA, from that date, while any of their loans has an arrear
+  -- unpaid (a written-off loan's unrecovered arrears included); one who was not becomes NPA
+  -- today when a loan's DPD exceeds the threshold; a loss loan's NPA date always counts.
+  SELECT o.customer_id, least(
+      CASE WHEN bool_or(o.arrears > 0 OR o.dpd > 0 OR o.unrecovered_arrears > 0)
+        THEN min(o.prev_npa_since) FILTER (WHERE o.state = 'ACTIVE' AND NOT o.is_loss) END,
+      CASE WHEN bool_or(o.state = 'ACTIVE' AND NOT o.is_loss AND o.dpd > p.npa_after)
+        THEN $1 END,
+      min(coalesce(o.prev_npa_since, o.loss_on)) FILTER (WHERE o.is_loss)) AS borrower_npa
+  FROM own o JOIN candidates USING (customer_id), p
+  GROUP BY o.customer_id
 ),
 cls AS (
-  SELECT w.*,
+  SELECT w.*, b.borrower_npa,
     CASE WHEN w.state = 'WRITTEN_OFF' THEN w.prev_class
          WHEN w.state = 'CLOSED' THEN 'STANDARD'
          WHEN w.is_loss THEN 'LOSS'
-         WHEN w.borrower_npa IS NOT NULL THEN CASE
-           WHEN $1 <= (w.borrower_npa + make_interval(months => $5))::date THEN 'SUBSTANDARD'
-           WHEN $1 <= (w.borrower_npa + make_interval(months => $6))::date THEN 'D1'
-           WHEN $1 <= (w.borrower_npa + make_interval(months => $7))::date THEN 'D2'
-           ELSE 'D3' END
-         WHEN w.dpd = 0 THEN 'STANDARD'
-         WHEN w.dpd <= $2 THEN 'SMA0'
-         WHEN w.dpd <= $3 THEN 'SMA1'
-         ELSE 'SMA2'
+         WHEN b.borrower_npa IS NOT NULL
+           THEN npa_class(b.borrower_npa, $1, p.sub_m, p.d1_m, p.d2_m)
+         ELSE performing_class(w.dpd, p.sma0, p.sma1)
     END AS class,
     CASE WHEN w.state = 'WRITTEN_OFF' THEN w.prev_npa_since
          WHEN w.state = 'CLOSED' THEN NULL
-         WHEN w.is_loss THEN w.own_npa
-         ELSE w.borrower_npa
+         WHEN w.is_loss THEN coalesce(w.prev_npa_since, w.loss_on)
+         ELSE b.borrower_npa
     END AS npa_since
-  FROM bw w
+  FROM own w CROSS JOIN p LEFT JOIN borrowers b USING (customer_id)
 ),
 stg AS (
   SELECT c.*,
     (CASE WHEN c.state = 'WRITTEN_OFF' THEN c.prev_stage
          WHEN c.state = 'CLOSED' THEN 1
-         WHEN c.class IN {NPA} OR c.dpd > $9 THEN 3
-         WHEN c.dpd > $8 THEN 2
+         WHEN is_npa(c.class) OR c.dpd > p.stage3_after THEN 3
+         WHEN c.dpd > p.stage2_after THEN 2
          WHEN c.current_pd IS NOT NULL AND c.origination_pd > 0
-              AND c.current_pd >= $10 * c.origination_pd THEN 2
+              AND c.current_pd >= p.pd_ratio * c.origination_pd THEN 2
          ELSE 1 END)::int2 AS stage,
-    CASE WHEN c.state = 'ACTIVE' AND c.class NOT IN {NPA} THEN c.arrears_interest ELSE 0 END
+    CASE WHEN c.state = 'ACTIVE' AND NOT is_npa(c.class) THEN c.arrears_interest ELSE 0 END
       AS accrued_interest,
-    CASE WHEN c.state = 'ACTIVE' AND c.class IN {NPA} THEN c.arrears_interest ELSE 0 END
+    CASE WHEN c.state = 'ACTIVE' AND is_npa(c.class) THEN c.arrears_interest ELSE 0 END
       AS interest_suspended,
+    -- Interest accrued since the last due date: in a performing loan's exposure only.
+    CASE WHEN c.state = 'ACTIVE' AND NOT is_npa(c.class)
+         THEN accrued_interest(c.outstanding, c.interest_rate_bps, $1 - c.last_due) ELSE 0 END
+      AS accrued_since_due,
     greatest(c.instalments - c.due_count, 0) AS remaining,
-    least(c.security, greatest(c.outstanding, 0)) AS secured_part,
     least(greatest(coalesce(c.current_pd, c.origination_pd, 0), 0), 1) AS pd12,
-    CASE WHEN c.security <= 0 THEN $23 ELSE CASE c.purpose
-      WHEN 'home' THEN $19 WHEN 'auto' THEN $20 WHEN 'gold' THEN $21 ELSE $22 END END AS lgd
-  FROM cls c
+    CASE WHEN NOT is_secured(c.security, c.outstanding) THEN p.unsecured_lgd ELSE CASE c.purpose
+      WHEN 'home' THEN p.home_lgd WHEN 'auto' THEN p.auto_lgd WHEN 'gold' THEN p.gold_lgd
+      ELSE p.other_lgd END END AS lgd
+  FROM cls c CROSS JOIN p
 ),
 fin AS (
   SELECT s.*,
-    (CASE WHEN s.state <> 'ACTIVE' THEN 0
-      WHEN s.class IN ('STANDARD', 'SMA0', 'SMA1', 'SMA2') THEN round(s.outstanding::numeric * $11 / 10000)
-      WHEN s.class = 'SUBSTANDARD' AND s.security > 0 THEN round(s.outstanding::numeric * $12 / 10000)
-      WHEN s.class = 'SUBSTANDARD' THEN round(s.outstanding::numeric * $13 / 10000)
-      WHEN s.class = 'D1' THEN round(s.secured_part::numeric * $14 / 10000)
-        + round((s.outstanding - s.secured_part)::numeric * $17 / 10000)
-      WHEN s.class = 'D2' THEN round(s.secured_part::numeric * $15 / 10000)
-        + round((s.outstanding - s.secured_part)::numeric * $17 / 10000)
-      WHEN s.class = 'D3' THEN round(s.secured_part::numeric * $16 / 10000)
-        + round((s.outstanding - s.secured_part)::numeric * $17 / 10000)
-      ELSE round(s.outstanding::numeric * $18 / 10000) END)::int8 AS provision,
-    (CASE WHEN s.state <> 'ACTIVE' THEN 0
-      ELSE round((CASE s.stage
-        WHEN 1 THEN round(s.pd12 * 1e9)
-        WHEN 2 THEN round((1 - power(1 - s.pd12, s.remaining::float8 / 12)) * 1e9)
-        ELSE 1e9 END)::numeric * s.lgd * (s.outstanding + s.accrued_interest) / 10000000000000)
-     END)::int8 AS ecl,
+    CASE WHEN s.state <> 'ACTIVE' THEN 0
+      ELSE provision(s.class, s.outstanding, s.security, p.std_bps, p.sub_bps, p.sub_u_bps,
+        p.d1_bps, p.d2_bps, p.d3_bps, p.dbt_u_bps, p.loss_bps) END AS provision,
+    CASE WHEN s.state <> 'ACTIVE' THEN 0
+      ELSE ecl(s.stage, s.pd12, s.lgd, s.outstanding + s.accrued_interest + s.accrued_since_due,
+        s.remaining, p.min_h) END AS ecl,
     ((extract(year FROM $1) - extract(year FROM s.vintage)) * 12
-      + extract(month FROM $1) - extract(month FROM s.vintage))::int AS mob
-  FROM stg s
+      + extract(month FROM $1) - extract(month FROM s.vintage))::int AS mob,
+    CASE WHEN s.state = 'CLOSED' THEN 'closed'
+         WHEN s.class = s.prev_class THEN 'stage'
+         WHEN s.class = 'LOSS' THEN 'loss'
+         WHEN is_npa(s.prev_class) AND NOT is_npa(s.class) THEN 'upgrade'
+         WHEN is_npa(s.prev_class) THEN 'age'
+         WHEN is_npa(s.class) AND s.dpd > p.npa_after THEN 'dpd'
+         WHEN is_npa(s.class) THEN 'borrower'
+         ELSE 'dpd' END AS reason
+  FROM stg s CROSS JOIN p
 ),
 hist AS (
   INSERT INTO status_history (loan_id, business_date, from_class, to_class, from_stage,
-    to_stage, dpd, outstanding)
-  SELECT loan_id, $1, prev_class, class, prev_stage, stage, dpd, outstanding FROM fin
+    to_stage, dpd, outstanding, reason)
+  SELECT loan_id, $1, prev_class, class, prev_stage, stage, dpd, outstanding, reason FROM fin
   WHERE class <> prev_class OR stage <> prev_stage
   RETURNING 1
 ),
@@ -336,9 +372,10 @@ vint AS (
 ),
 upd AS (
   UPDATE loan_status s SET
-    dpd = f.dpd, max_dpd = greatest(s.max_dpd, f.dpd), arrears = f.arrears,
+    dpd = f.dpd, max_dpd = greatest(s.max_dpd, f.dpd),
+    arrears = CASE WHEN f.state = 'ACTIVE' THEN f.arrears ELSE 0 END,
     arrears_interest = f.arrears_interest, accrued_interest = f.accrued_interest,
-    interest_suspended = f.interest_suspended, own_npa_since = f.own_npa,
+    interest_suspended = f.interest_suspended,
     asset_class = f.class, npa_since = f.npa_since, stage = f.stage,
     current_pd = f.current_pd, provision = f.provision, ecl = f.ecl,
     first_dpd30_on = coalesce(s.first_dpd30_on, CASE WHEN f.dpd > 30 THEN $1 END),
@@ -347,62 +384,36 @@ upd AS (
   FROM fin f
   WHERE s.loan_id = f.loan_id
     AND (s.dpd, s.arrears, s.arrears_interest, s.accrued_interest, s.interest_suspended,
-         s.own_npa_since, s.asset_class, s.npa_since, s.stage, s.current_pd, s.provision, s.ecl)
+         s.asset_class, s.npa_since, s.stage, s.current_pd, s.provision, s.ecl)
       IS DISTINCT FROM
-        (f.dpd, f.arrears, f.arrears_interest, f.accrued_interest, f.interest_suspended,
-         f.own_npa, f.class, f.npa_since, f.stage, f.current_pd, f.provision, f.ecl)
+        (f.dpd, CASE WHEN f.state = 'ACTIVE' THEN f.arrears ELSE 0 END, f.arrears_interest,
+         f.accrued_interest, f.interest_suspended, f.class, f.npa_since, f.stage, f.current_pd,
+         f.provision, f.ecl)
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM fin), (SELECT count(*) FROM upd), (SELECT count(*) FROM hist),
-  (SELECT count(*) FROM vint)
-"#
-    );
-    let i = &d.irac;
-    let s = &d.ifrs9;
-    let p = &d.provisioning;
-    let l = &d.lgd;
-    let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-    let row = sqlx::query(&sql)
-        .bind(date)
-        .bind(as_i32(i.sma0_max_dpd))
-        .bind(as_i32(i.sma1_max_dpd))
-        .bind(as_i32(i.npa_after_dpd))
-        .bind(as_i32(i.substandard_months))
-        .bind(as_i32(i.d1_months))
-        .bind(as_i32(i.d2_months))
-        .bind(as_i32(s.stage2_after_dpd))
-        .bind(as_i32(s.stage3_after_dpd))
-        .bind(s.pd_ratio_trigger)
-        .bind(p.standard_bps)
-        .bind(p.substandard_bps)
-        .bind(p.substandard_unsecured_bps)
-        .bind(p.d1_secured_bps)
-        .bind(p.d2_secured_bps)
-        .bind(p.d3_secured_bps)
-        .bind(p.doubtful_unsecured_bps)
-        .bind(p.loss_bps)
-        .bind(l.home_bps)
-        .bind(l.auto_bps)
-        .bind(l.gold_bps)
-        .bind(l.other_secured_bps)
-        .bind(l.unsecured_bps)
-        .fetch_one(&mut *tx)
-        .await?;
-    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+SELECT (SELECT count(*) FROM fin) AS "aged!", (SELECT count(*) FROM upd) AS "changed!",
+  (SELECT count(*) FROM hist) AS "transitions!", (SELECT count(*) FROM vint) AS "vintage!"
+"#,
+        date,
+        day_end_settings(d)
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((r.aged, r.changed, r.transitions))
 }
 
 /// Take the `portfolio_daily` snapshot of `date` from the aged book (one pass, grouping sets);
 /// returns the gross NPA ratio.
 async fn snapshot(tx: &mut PgConnection, date: NaiveDate) -> Result<f64, sqlx::Error> {
-    let sql = format!(
+    sqlx::query_scalar!(
         r#"
 WITH book AS (
   SELECT s.state, s.asset_class, s.stage, s.dpd, s.outstanding_principal AS outstanding,
     s.provision, s.ecl, s.first_dpd90_on, coalesce(s.written_off_amount, 0) AS written_off,
     l.principal, coalesce(l.purpose, 'unknown') AS purpose, coalesce(l.region, 'unknown') AS region,
     coalesce(l.grade, 'unknown') AS grade, l.vintage,
-    ({BUCKET_SQL}) AS bucket,
-    s.asset_class IN {NPA} AND s.state = 'ACTIVE' AS npa
+    dpd_bucket(s.state, s.dpd) AS bucket,
+    is_npa(s.asset_class) AND s.state = 'ACTIVE' AS npa
   FROM loan_status s JOIN loans l USING (loan_id)
   WHERE l.disbursed_on <= $1
 ),
@@ -437,7 +448,7 @@ parts AS (
   SELECT kind, coalesce(jsonb_object_agg(key, jsonb_build_object(
       'loans', loans, 'active', active, 'outstanding', outstanding, 'npa_amount', npa_amount,
       'provisions', provisions, 'ecl', ecl, 'disbursed', disbursed, 'defaulted', defaulted))
-    FILTER (WHERE key IS NOT NULL), '{{}}'::jsonb) AS j
+    FILTER (WHERE key IS NOT NULL), '{}'::jsonb) AS j
   FROM g WHERE kind <> 'total' GROUP BY kind
 ),
 dec AS (
@@ -457,14 +468,14 @@ INSERT INTO portfolio_daily (business_date, total_loans, active_loans, closed_lo
 SELECT $1, t.loans, t.active, t.closed, t.written_off_loans, t.defaulted, t.disbursed,
   t.outstanding, t.npa_loans, t.npa_amount, t.npa_provisions, t.provisions, t.ecl, t.par30,
   t.par90, t.written_off, col.collected, dec.decided, dec.approved, dec.referred, dec.declined,
-  coalesce((SELECT j FROM parts WHERE kind = 'class'), '{{}}'),
-  coalesce((SELECT j FROM parts WHERE kind = 'stage'), '{{}}'),
-  coalesce((SELECT j FROM parts WHERE kind = 'bucket'), '{{}}'),
-  coalesce((SELECT j FROM parts WHERE kind = 'purpose'), '{{}}'),
-  coalesce((SELECT j FROM parts WHERE kind = 'region'), '{{}}'),
-  coalesce((SELECT j FROM parts WHERE kind = 'grade'), '{{}}'),
-  coalesce((SELECT j FROM parts WHERE kind = 'status'), '{{}}'),
-  coalesce((SELECT j FROM parts WHERE kind = 'vintage'), '{{}}')
+  coalesce((SELECT j FROM parts WHERE kind = 'class'), '{}'),
+  coalesce((SELECT j FROM parts WHERE kind = 'stage'), '{}'),
+  coalesce((SELECT j FROM parts WHERE kind = 'bucket'), '{}'),
+  coalesce((SELECT j FROM parts WHERE kind = 'purpose'), '{}'),
+  coalesce((SELECT j FROM parts WHERE kind = 'region'), '{}'),
+  coalesce((SELECT j FROM parts WHERE kind = 'grade'), '{}'),
+  coalesce((SELECT j FROM parts WHERE kind = 'status'), '{}'),
+  coalesce((SELECT j FROM parts WHERE kind = 'vintage'), '{}')
 FROM g t, dec, col WHERE t.kind = 'total'
 ON CONFLICT (business_date) DO UPDATE SET total_loans = excluded.total_loans,
   active_loans = excluded.active_loans, closed_loans = excluded.closed_loans,
@@ -481,10 +492,10 @@ ON CONFLICT (business_date) DO UPDATE SET total_loans = excluded.total_loans,
   by_vintage = excluded.by_vintage,
   computed_at = now()
 RETURNING CASE WHEN outstanding > 0 THEN npa_amount::float8 / outstanding ELSE 0 END
-"#
-    );
-    sqlx::query_scalar(&sql)
-        .bind(date)
-        .fetch_one(&mut *tx)
-        .await
+  AS "ratio!"
+"#,
+        date
+    )
+    .fetch_one(&mut *tx)
+    .await
 }

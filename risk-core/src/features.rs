@@ -10,7 +10,7 @@
 
 use schemas::{EmploymentType, LoanApplication, Purpose, Residence};
 
-use crate::policy::is_secured_purpose;
+use crate::provisioning::is_secured;
 use crate::ratios::{foir, loan_to_income, ltv};
 use crate::schedule::proposed_emi;
 
@@ -120,7 +120,7 @@ pub const FEATURES: [Feature; 21] = [
     f(
         "secured",
         Free,
-        "1 when the purpose is lent against collateral",
+        "1 when the collateral is worth more than 10% of the amount (RBI's secured exposure)",
     ),
     f("thin_file", Free, "1 when there is no bureau record"),
 ];
@@ -222,7 +222,7 @@ pub fn compute(app: &LoanApplication) -> [f32; LEN] {
     let a = &app.applicant;
     let l = &app.loan;
     let instalment = proposed_emi(l);
-    let secured = is_secured_purpose(l.purpose);
+    let secured = is_secured(l.collateral_value.unwrap_or(0), l.amount);
     let b = app.bureau.as_ref();
     let bureau = |get: fn(&schemas::Bureau) -> f32| b.map_or(f32::NAN, get);
     [

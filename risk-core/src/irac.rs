@@ -126,10 +126,11 @@ impl IracSettings {
         }
     }
 
-    /// NPA sub-class by time spent as NPA (not by DPD).
+    /// NPA sub-class by time spent as NPA (not by DPD). The NPA date is the first day as NPA,
+    /// so the class moves on the anniversary: NPA on 29 Jun 2025 is Doubtful-1 on 29 Jun 2026.
     pub fn npa_class(&self, npa_since: NaiveDate, on: NaiveDate) -> AssetClass {
         let after = |months: u32| npa_since.checked_add_months(Months::new(months));
-        let within = |months: u32| after(months).is_none_or(|limit| on <= limit);
+        let within = |months: u32| after(months).is_none_or(|limit| on < limit);
         if within(self.substandard_months) {
             AssetClass::SubStandard
         } else if within(self.d1_months) {
@@ -205,6 +206,129 @@ impl IracSettings {
     }
 }
 
+/// One of a borrower's loans as the day-end of a date sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Reported state after the previous day-end.
+    pub prev: ClassState,
+    /// Open (not closed, not written off).
+    pub active: bool,
+    /// DPD on the date (0 unless active).
+    pub dpd: u32,
+    /// Overdue amount unpaid: of an open loan, its arrears; of a written-off loan, the arrears
+    /// it was written off with that are not yet recovered.
+    pub arrears: Minor,
+    /// Date the lender marked it as loss, if on or before the date.
+    pub loss_on: Option<NaiveDate>,
+}
+
+/// Why a loan's reported class changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Its own DPD moved it (between SMA buckets, or into NPA).
+    Dpd,
+    /// Another loan of the borrower made it NPA.
+    Borrower,
+    /// Every arrear of every loan of the borrower is paid: back to Standard.
+    Upgrade,
+    /// Its time as NPA moved it to the next sub-class.
+    Age,
+    /// The lender marked it as loss.
+    Loss,
+    /// It was written off.
+    WriteOff,
+    /// It was repaid in full.
+    Closed,
+    /// Its IFRS 9 stage alone changed.
+    Stage,
+}
+
+impl Reason {
+    /// Stable code used in the database.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Dpd => "dpd",
+            Self::Borrower => "borrower",
+            Self::Upgrade => "upgrade",
+            Self::Age => "age",
+            Self::Loss => "loss",
+            Self::WriteOff => "write_off",
+            Self::Closed => "closed",
+            Self::Stage => "stage",
+        }
+    }
+}
+
+impl IracSettings {
+    /// Classify every loan of one borrower at the day-end of `on` (the reported states, in the
+    /// order given; a loan that is not active keeps its state).
+    ///
+    /// - Loss is an action and is kept; a loss loan's NPA date is its own (or the loss date).
+    /// - The borrower is NPA from the earliest NPA date of their loans, and every open loan
+    ///   carries that date and its sub-class by time as NPA.
+    /// - A borrower who was NPA stays NPA while any of their loans has an arrear unpaid,
+    ///   including the unrecovered arrears of a written-off loan (RBI, 12 Nov 2021): clearing
+    ///   one loan's arrears upgrades nothing while another's remain.
+    /// - A borrower who was not NPA becomes NPA, dated `on`, when an open loan's DPD exceeds the
+    ///   threshold.
+    pub fn classify_borrower(&self, loans: &[Standing], on: NaiveDate) -> Vec<ClassState> {
+        let is_loss = |l: &Standing| {
+            l.active && (l.prev.class == AssetClass::Loss || l.loss_on.is_some_and(|x| x <= on))
+        };
+        let loss_since = |l: &Standing| l.prev.npa_since.or(l.loss_on);
+        let was = loans
+            .iter()
+            .filter(|l| l.active && !is_loss(l))
+            .filter_map(|l| l.prev.npa_since)
+            .min();
+        let any_arrears = loans.iter().any(|l| l.arrears > 0 || l.dpd > 0);
+        let stays = was.filter(|_| any_arrears);
+        let new = loans
+            .iter()
+            .any(|l| l.active && !is_loss(l) && l.dpd > self.npa_after_dpd)
+            .then_some(on);
+        let losses = loans.iter().filter(|l| is_loss(l)).filter_map(loss_since);
+        let since = stays.into_iter().chain(new).chain(losses).min();
+        loans
+            .iter()
+            .map(|l| {
+                if !l.active {
+                    l.prev
+                } else if is_loss(l) {
+                    ClassState {
+                        class: AssetClass::Loss,
+                        npa_since: loss_since(l),
+                    }
+                } else if let Some(s) = since {
+                    ClassState {
+                        class: self.npa_class(s, on),
+                        npa_since: Some(s),
+                    }
+                } else {
+                    ClassState {
+                        class: self.performing_class(l.dpd),
+                        npa_since: None,
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Why a loan moved from `from` to `to` (for a loan still open), given its own DPD.
+    pub fn reason(&self, from: AssetClass, to: AssetClass, dpd: u32) -> Reason {
+        match (from.is_npa(), to.is_npa()) {
+            _ if from == to => Reason::Stage,
+            _ if to == AssetClass::Loss => Reason::Loss,
+            (true, false) => Reason::Upgrade,
+            (false, true) if dpd > self.npa_after_dpd => Reason::Dpd,
+            (false, true) => Reason::Borrower,
+            (true, true) => Reason::Age,
+            (false, false) => Reason::Dpd,
+        }
+    }
+}
+
 /// Mark a loan as loss: the lender's decision, whatever its age.
 pub fn mark_loss(prev: ClassState, on: NaiveDate) -> ClassState {
     ClassState {
@@ -236,10 +360,12 @@ mod tests {
     fn npa_sub_classes_age_by_time_as_npa() {
         let s = IracSettings::default();
         let since = d(2026, 6, 29);
-        assert_eq!(s.npa_class(since, d(2027, 6, 29)), AssetClass::SubStandard);
-        assert_eq!(s.npa_class(since, d(2027, 6, 30)), AssetClass::Doubtful1);
-        assert_eq!(s.npa_class(since, d(2028, 6, 30)), AssetClass::Doubtful2);
-        assert_eq!(s.npa_class(since, d(2030, 6, 30)), AssetClass::Doubtful3);
+        assert_eq!(s.npa_class(since, d(2027, 6, 28)), AssetClass::SubStandard);
+        assert_eq!(s.npa_class(since, d(2027, 6, 29)), AssetClass::Doubtful1);
+        assert_eq!(s.npa_class(since, d(2028, 6, 28)), AssetClass::Doubtful1);
+        assert_eq!(s.npa_class(since, d(2028, 6, 29)), AssetClass::Doubtful2);
+        assert_eq!(s.npa_class(since, d(2030, 6, 28)), AssetClass::Doubtful2);
+        assert_eq!(s.npa_class(since, d(2030, 6, 29)), AssetClass::Doubtful3);
     }
 
     #[test]

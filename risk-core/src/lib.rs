@@ -4,7 +4,10 @@
 //! - [`money`]: minor units, basis points, integer rounding.
 //! - [`schedule`]: EMI and the amortisation schedule.
 //! - [`ratios`]: FOIR, loan-to-income, LTV and the RBI housing LTV caps.
-//! - [`dpd`]: payment allocation (oldest instalment first) and days past due.
+//! - [`dpd`]: payment allocation (oldest instalment first, prepayment, foreclosure) and days
+//!   past due.
+//! - [`book`]: the reference book: loans, payments and day-ends replayed in memory with these
+//!   rules, against which the aggregator's SQL day-end is tested.
 //! - [`irac`]: SMA/NPA classification, NPA ageing, upgrade rule, borrower-wise NPA.
 //! - [`ifrs9`]: staging, lifetime PD, expected credit loss, LGD settings.
 //! - [`provisioning`]: IRAC provisions by class.
@@ -17,6 +20,7 @@
 //!
 //! Every policy value is a setting whose default is DOMAIN.md's.
 
+pub mod book;
 pub mod dpd;
 pub mod features;
 pub mod ifrs9;

@@ -73,8 +73,9 @@ pub mod rule {
     pub const GOLD_LTV: &str = "KO-GOLD-LTV";
 }
 
-/// Whether a purpose is lent against collateral.
-pub fn is_secured_purpose(purpose: Purpose) -> bool {
+/// Whether a product is lent only against collateral (a knock-out when none is given; whether
+/// an exposure counts as secured is [`crate::provisioning::is_secured`]).
+pub fn requires_collateral(purpose: Purpose) -> bool {
     matches!(purpose, Purpose::Home | Purpose::Auto | Purpose::Gold)
 }
 
@@ -106,7 +107,7 @@ impl PolicySettings {
                 hits.push(rule::DELINQUENCIES);
             }
         }
-        if is_secured_purpose(l.purpose) && l.collateral_value.is_none_or(|c| c <= 0) {
+        if requires_collateral(l.purpose) && l.collateral_value.is_none_or(|c| c <= 0) {
             hits.push(rule::COLLATERAL_MISSING);
         }
         match (l.purpose, l.collateral_value) {

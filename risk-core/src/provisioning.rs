@@ -42,10 +42,18 @@ impl Default for ProvisionSettings {
     }
 }
 
+/// Whether an exposure is secured: the realisable value of its security is more than 10% of the
+/// exposure (RBI: unsecured when it is not more than 10%), whatever the product. The one
+/// definition used by provisioning, LGD and the application features.
+pub fn is_secured(realisable_security: Minor, exposure: Minor) -> bool {
+    realisable_security > 0 && i128::from(realisable_security) * 10 > i128::from(exposure.max(0))
+}
+
 impl ProvisionSettings {
     /// Provision required on `outstanding` for a loan of `class` whose security is worth
-    /// `realisable_security` (0 when unsecured). For Doubtful classes the secured portion
-    /// (outstanding covered by security) and the unsecured remainder carry different rates.
+    /// `realisable_security` (0 when none). An exposure that is not [`is_secured`] has no secured
+    /// portion; for Doubtful classes the secured portion (outstanding covered by security) and
+    /// the unsecured remainder carry different rates.
     pub fn provision(
         &self,
         class: AssetClass,
@@ -53,7 +61,12 @@ impl ProvisionSettings {
         realisable_security: Minor,
     ) -> Minor {
         let outstanding = outstanding.max(0);
-        let secured = realisable_security.clamp(0, outstanding);
+        let is_secured = is_secured(realisable_security, outstanding);
+        let secured = if is_secured {
+            realisable_security.clamp(0, outstanding)
+        } else {
+            0
+        };
         let unsecured = outstanding - secured;
         let doubtful = |secured_bps: i64| {
             apply_bps(secured, secured_bps) + apply_bps(unsecured, self.doubtful_unsecured_bps)
@@ -62,9 +75,7 @@ impl ProvisionSettings {
             AssetClass::Standard | AssetClass::Sma0 | AssetClass::Sma1 | AssetClass::Sma2 => {
                 apply_bps(outstanding, self.standard_bps)
             }
-            AssetClass::SubStandard if realisable_security > 0 => {
-                apply_bps(outstanding, self.substandard_bps)
-            }
+            AssetClass::SubStandard if is_secured => apply_bps(outstanding, self.substandard_bps),
             AssetClass::SubStandard => apply_bps(outstanding, self.substandard_unsecured_bps),
             AssetClass::Doubtful1 => doubtful(self.d1_secured_bps),
             AssetClass::Doubtful2 => doubtful(self.d2_secured_bps),
@@ -92,6 +103,28 @@ mod tests {
         assert_eq!(
             p.provision(AssetClass::SubStandard, 1_000_000, 2_000_000),
             150_000
+        );
+    }
+
+    #[test]
+    fn security_worth_ten_percent_of_the_outstanding_or_less_is_unsecured() {
+        let p = ProvisionSettings::default();
+        // ₹10,000 outstanding, security ₹1,000 (exactly 10%): unsecured, 25%.
+        assert!(!is_secured(100_000, 1_000_000));
+        assert_eq!(
+            p.provision(AssetClass::SubStandard, 1_000_000, 100_000),
+            250_000
+        );
+        // Security ₹1,000.01: secured, 15%.
+        assert!(is_secured(100_001, 1_000_000));
+        assert_eq!(
+            p.provision(AssetClass::SubStandard, 1_000_000, 100_001),
+            150_000
+        );
+        // Doubtful-1 with 10% security: the whole exposure is unsecured, 100%.
+        assert_eq!(
+            p.provision(AssetClass::Doubtful1, 1_000_000, 100_000),
+            1_000_000
         );
     }
 

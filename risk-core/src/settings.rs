@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dpd::ServicingSettings;
 use crate::ifrs9::{Ifrs9Settings, LgdSettings};
 use crate::irac::IracSettings;
 use crate::policy::PolicySettings;
@@ -26,4 +27,6 @@ pub struct DomainSettings {
     pub lgd: LgdSettings,
     /// Provisioning rates.
     pub provisioning: ProvisionSettings,
+    /// Payment servicing (prepayments).
+    pub servicing: ServicingSettings,
 }

@@ -12,6 +12,10 @@ fn d(m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, m, day).unwrap()
 }
 
+fn rate() -> RateBps {
+    RateBps::parse(1200).unwrap()
+}
+
 /// Run day-ends from `from` to `to` inclusive and return each day's state.
 fn day_ends(
     payments: &[Payment],
@@ -23,7 +27,7 @@ fn day_ends(
     let mut state = ClassState::STANDARD;
     let mut out = Vec::new();
     for day in from.iter_days().take_while(|x| *x <= to) {
-        let q = delinquency(&s, payments, day);
+        let q = delinquency(&s, rate(), d(2, 28), payments, day);
         state = irac.classify(state, q.dpd, q.arrears, day);
         out.push((day, q.dpd, state));
     }

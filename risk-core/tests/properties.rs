@@ -62,7 +62,7 @@ proptest! {
             .map(|(a, off)| Payment { amount: *a, paid_on: start() + chrono::Duration::days(*off) })
             .collect();
         let as_of = start() - chrono::Duration::days(30) + chrono::Duration::days(day);
-        let q = delinquency(&s, &payments, as_of);
+        let q = delinquency(&s, RateBps::parse(1400).unwrap(), start() - chrono::Duration::days(30), &payments, as_of);
         if as_of < start() {
             prop_assert_eq!(q.dpd, 0);
         }

@@ -43,7 +43,7 @@ pub fn structural_logit(app: &LoanApplication) -> f64 {
         .unwrap_or(20.0)
         .clamp(0.02, 40.0);
     let mut z = 2.4 * (f - 0.45) + 0.35 * lti.ln();
-    let secured = risk_core::policy::is_secured_purpose(l.purpose);
+    let secured = risk_core::policy::requires_collateral(l.purpose);
     z += match (secured, ltv(l.amount, l.collateral_value)) {
         (true, Some(v)) => 1.8 * (v.min(1.5) - 0.70),
         (true, None) => 0.6,

@@ -1,0 +1,134 @@
+-- The book's rules as SQL functions, each defined once and used by the day-end, the snapshot,
+-- the roll rates and the stress test. They mirror risk_core's (`irac`, `ifrs9`,
+-- `provisioning`, `dpd`), against which the day-end is tested loan by loan and day by day.
+
+-- Bucket of a loan for roll rates and the DPD mix.
+CREATE FUNCTION dpd_bucket(state text, dpd integer) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN state = 'CLOSED' THEN 'CLOSED'
+              WHEN state = 'WRITTEN_OFF' THEN 'WRITTEN_OFF'
+              WHEN dpd = 0 THEN 'CURRENT' WHEN dpd <= 30 THEN '1-30' WHEN dpd <= 60 THEN '31-60'
+              WHEN dpd <= 90 THEN '61-90' ELSE '90+' END
+$$;
+
+-- Whether an IRAC class is non-performing.
+CREATE FUNCTION is_npa(asset_class text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT asset_class IN ('SUBSTANDARD', 'D1', 'D2', 'D3', 'LOSS')
+$$;
+
+-- Class of a performing loan by its DPD.
+CREATE FUNCTION performing_class(dpd integer, sma0_max integer, sma1_max integer) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN dpd = 0 THEN 'STANDARD' WHEN dpd <= sma0_max THEN 'SMA0'
+              WHEN dpd <= sma1_max THEN 'SMA1' ELSE 'SMA2' END
+$$;
+
+-- NPA sub-class by time as NPA: the NPA date is the first day as NPA, so the class moves on
+-- the anniversary (NPA 29 Jun 2025: D1 on 29 Jun 2026).
+CREATE FUNCTION npa_class(npa_since date, on_date date, substandard_months integer,
+                          d1_months integer, d2_months integer) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN on_date < (npa_since + make_interval(months => substandard_months))::date
+                THEN 'SUBSTANDARD'
+              WHEN on_date < (npa_since + make_interval(months => d1_months))::date THEN 'D1'
+              WHEN on_date < (npa_since + make_interval(months => d2_months))::date THEN 'D2'
+              ELSE 'D3' END
+$$;
+
+-- Secured when the realisable value of the security is more than 10% of the exposure (RBI).
+CREATE FUNCTION is_secured(security bigint, exposure bigint) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT security > 0 AND security::numeric * 10 > greatest(exposure, 0)
+$$;
+
+-- Interest on `principal` at `rate_bps` for `days`, actual/365, half away from zero.
+CREATE FUNCTION accrued_interest(principal bigint, rate_bps integer, days integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN days <= 0 OR principal <= 0 THEN 0
+              ELSE round(principal::numeric * rate_bps * days / 3650000)::int8 END
+$$;
+
+-- IRAC provision of a loan (rates in basis points), half away from zero on each portion.
+CREATE FUNCTION provision(asset_class text, outstanding bigint, security bigint,
+                          standard_bps bigint, substandard_bps bigint,
+                          substandard_unsecured_bps bigint, d1_bps bigint, d2_bps bigint,
+                          d3_bps bigint, doubtful_unsecured_bps bigint, loss_bps bigint)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  WITH x AS (
+    SELECT greatest(outstanding, 0) AS o,
+           CASE WHEN is_secured(security, outstanding)
+                THEN least(greatest(security, 0), greatest(outstanding, 0)) ELSE 0 END AS sec,
+           is_secured(security, outstanding) AS secured
+  )
+  SELECT (CASE
+    WHEN asset_class IN ('STANDARD', 'SMA0', 'SMA1', 'SMA2') THEN round(o::numeric * standard_bps / 10000)
+    WHEN asset_class = 'SUBSTANDARD' AND secured THEN round(o::numeric * substandard_bps / 10000)
+    WHEN asset_class = 'SUBSTANDARD' THEN round(o::numeric * substandard_unsecured_bps / 10000)
+    WHEN asset_class = 'D1' THEN round(sec::numeric * d1_bps / 10000)
+      + round((o - sec)::numeric * doubtful_unsecured_bps / 10000)
+    WHEN asset_class = 'D2' THEN round(sec::numeric * d2_bps / 10000)
+      + round((o - sec)::numeric * doubtful_unsecured_bps / 10000)
+    WHEN asset_class = 'D3' THEN round(sec::numeric * d3_bps / 10000)
+      + round((o - sec)::numeric * doubtful_unsecured_bps / 10000)
+    ELSE round(o::numeric * loss_bps / 10000) END)::int8
+  FROM x
+$$;
+
+-- A PD in parts per billion: floor(PD·1e9 + 0.5), in double precision as risk_core does.
+CREATE FUNCTION pd_ppb(pd double precision) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT floor(least(greatest(pd, 0::float8), 1::float8) * 1e9::float8 + 0.5::float8)::int8
+$$;
+
+-- PD over `months` from a 12-month PD under a constant hazard.
+CREATE FUNCTION lifetime_pd(pd_12m double precision, months integer) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT 1::float8 - power(1::float8 - least(greatest(pd_12m, 0::float8), 1::float8),
+                           months::float8 / 12::float8)
+$$;
+
+-- ECL = PD × LGD × EAD: Stage 1 over min(12, horizon) months, Stage 2 over the horizon,
+-- Stage 3 PD 1; the horizon is the months left, at least `min_horizon` while EAD > 0.
+CREATE FUNCTION ecl(stage integer, pd_12m double precision, lgd_bps bigint, ead bigint,
+                    remaining_months integer, min_horizon integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  WITH h AS (
+    SELECT CASE WHEN ead > 0 THEN greatest(remaining_months, min_horizon)
+                ELSE remaining_months END AS months
+  )
+  SELECT round((CASE stage WHEN 1 THEN pd_ppb(lifetime_pd(pd_12m, least(12, h.months)))
+                           WHEN 2 THEN pd_ppb(lifetime_pd(pd_12m, h.months))
+                           ELSE 1000000000 END)::numeric
+               * lgd_bps * greatest(ead, 0) / 10000000000000)::int8
+  FROM h
+$$;
+
+-- Written-off loans keep the arrears they were written off with until recovered: a write-off
+-- is not a payment, so the borrower's other loans are not upgraded by it.
+ALTER TABLE loan_status
+    ADD COLUMN unrecovered_arrears bigint NOT NULL DEFAULT 0 CHECK (unrecovered_arrears >= 0);
+ALTER TABLE loan_status DROP COLUMN own_npa_since;
+
+-- Why a class or stage changed.
+ALTER TABLE status_history
+    ADD COLUMN reason text NOT NULL DEFAULT 'dpd'
+        CHECK (reason IN ('dpd', 'borrower', 'upgrade', 'age', 'loss', 'write_off', 'closed',
+                          'stage'));
+ALTER TABLE status_history ALTER COLUMN reason DROP DEFAULT;
+ALTER TABLE status_history DROP CONSTRAINT status_history_pkey;
+ALTER TABLE status_history ADD PRIMARY KEY (loan_id, business_date, reason);
+
+-- Payments and write-offs dated after the day following the last closed day wait here for
+-- the day-end of their date (event time: a day-end counts only what is dated on or before it).
+CREATE TABLE pending_events (
+    seq           bigserial PRIMARY KEY,
+    business_date date NOT NULL,
+    kind          text NOT NULL CHECK (kind IN ('payment', 'write_off')),
+    loan_id       text NOT NULL REFERENCES loans ON DELETE CASCADE,
+    payment_id    text UNIQUE,
+    amount        bigint CHECK (amount > 0),
+    CHECK ((kind = 'payment') = (payment_id IS NOT NULL AND amount IS NOT NULL))
+);
+CREATE INDEX pending_events_date ON pending_events (business_date, seq);
