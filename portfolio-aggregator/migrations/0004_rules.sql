@@ -132,3 +132,29 @@ CREATE TABLE pending_events (
     CHECK ((kind = 'payment') = (payment_id IS NOT NULL AND amount IS NOT NULL))
 );
 CREATE INDEX pending_events_date ON pending_events (business_date, seq);
+
+-- Principal repaid ahead of the schedule by part-prepayments: the instalments still to fall due
+-- are recomputed without it, so what is paid into the schedule is what is paid less this.
+ALTER TABLE loan_status
+    ADD COLUMN prepaid_principal bigint NOT NULL DEFAULT 0 CHECK (prepaid_principal >= 0);
+
+CREATE OR REPLACE VIEW instalments AS
+SELECT s.loan_id, x.seq, x.due_on, x.principal, x.interest,
+       x.paid - least(x.paid, x.interest) AS paid_principal,
+       least(x.paid, x.interest) AS paid_interest,
+       st.paid_on AS settled_on
+FROM loan_schedules s
+JOIN loan_status ls ON ls.loan_id = s.loan_id
+CROSS JOIN LATERAL (
+    SELECT u.seq::integer AS seq, u.due_on, u.principal, u.interest,
+           least(greatest(ls.paid_principal + ls.paid_interest - ls.prepaid_principal
+                          - (sum(u.principal + u.interest) OVER (ORDER BY u.seq)
+                             - u.principal - u.interest), 0),
+                 u.principal + u.interest)::bigint AS paid
+    FROM unnest(s.due_on, s.principal, s.interest) WITH ORDINALITY AS u(due_on, principal, interest, seq)
+) x
+LEFT JOIN (
+    SELECT p.loan_id, g.seq, p.paid_on
+    FROM payments p CROSS JOIN LATERAL generate_series(p.settled_from, p.settled_to) AS g(seq)
+    WHERE p.settled_from IS NOT NULL
+) st ON st.loan_id = s.loan_id AND st.seq = x.seq;

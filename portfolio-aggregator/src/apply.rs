@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use risk_core::dpd::{Allocation, Cursor, NeedsRest, PrepaymentMode};
 use risk_core::money::RateBps;
 use risk_core::schedule::schedule;
 use risk_core::settings::DomainSettings;
@@ -153,7 +154,7 @@ pub async fn apply_batch(
     upsert_customers(tx, &customers).await?;
     upsert_applications(tx, &applications).await?;
     let risk = upsert_decisions(tx, &decisions).await?;
-    let ticks = apply_events(tx, &events, &mut out).await?;
+    let ticks = apply_events(tx, &events, ctx.domain.servicing.prepayment, &mut out).await?;
     // Rows other transactions may also write (a customer's decisions arrive on several
     // partitions; the day row is shared) are written last, in a fixed order, so concurrent
     // batches hold them only briefly and never wait on each other in a cycle.
@@ -553,6 +554,7 @@ type Tick = (i32, NaiveDate);
 async fn apply_events(
     tx: &mut PgConnection,
     events: &[(usize, &Incoming, &schemas::LoanEvent)],
+    mode: PrepaymentMode,
     out: &mut BatchOutcome,
 ) -> Result<Vec<Tick>, sqlx::Error> {
     if events.is_empty() {
@@ -614,8 +616,8 @@ async fn apply_events(
     }
     out.applied += disbursals.len() + payments.len() + write_offs.len() + losses.len();
     disburse(tx, &disbursals, out).await?;
-    receive_payments(tx, &payments, out).await?;
-    write_off(tx, &write_offs, out).await?;
+    receive_payments(tx, &payments, last_closed, mode, out).await?;
+    write_off(tx, &write_offs, last_closed, out).await?;
     mark_loss(tx, &losses, out).await?;
     Ok(ticks)
 }
@@ -804,101 +806,10 @@ fn slice_bound(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Where a loan's payments stand in its schedule: the next unpaid instalment, what has been
-/// paid into it, and the instalments from it on.
-#[derive(Debug)]
-struct Cursor {
-    /// Seq of the first instalment in the vectors (the next unpaid one when read).
-    first: i32,
-    /// Paid so far into the next unpaid instalment (interest first).
-    paid: i64,
-    /// Due dates, principal and interest parts of the instalments read, from the next unpaid
-    /// one on; empty for a loan that is not active (its payments are surplus).
-    due_on: Vec<NaiveDate>,
-    principal: Vec<i64>,
-    interest: Vec<i64>,
-    /// Index into the vectors of the next unpaid instalment.
-    at: usize,
-    /// Instalments of the schedule after the last one in the vectors (not read).
-    beyond: i32,
-}
-
-/// One payment's allocation.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Allocation {
-    to_interest: i64,
-    to_principal: i64,
-    surplus: i64,
-    /// First and last seq of the instalments it settled.
-    settled: Option<(i32, i32)>,
-    /// Instalments it settled on or before their due date.
-    on_time: i64,
-}
-
-impl Cursor {
-    /// Allocate `amount` paid on `paid_on`: the interest, then the principal, of the oldest
-    /// unpaid instalment, then the next; what the schedule cannot take is surplus.
-    fn allocate(&mut self, amount: i64, paid_on: NaiveDate) -> Allocation {
-        let mut a = Allocation::default();
-        let mut left = amount.max(0);
-        while left > 0 {
-            let Some(seq) = self.seq() else { break };
-            let k = self.at;
-            let (principal, interest) = (self.principal[k], self.interest[k]);
-            let owed = (principal + interest - self.paid).max(0);
-            let take = owed.min(left);
-            let interest_owed = (interest - self.paid.min(interest)).max(0);
-            let to_i = take.min(interest_owed);
-            a.to_interest += to_i;
-            a.to_principal += take - to_i;
-            self.paid += take;
-            left -= take;
-            if self.paid >= principal + interest {
-                a.settled = Some((a.settled.map_or(seq, |s| s.0), seq));
-                if paid_on <= self.due_on[k] {
-                    a.on_time += 1;
-                }
-                self.advance();
-            }
-        }
-        a.surplus = left;
-        a
-    }
-
-    /// Seq of the next unpaid instalment (`None`: none read is unpaid).
-    fn seq(&self) -> Option<i32> {
-        if self.at >= self.principal.len() {
-            return None;
-        }
-        i32::try_from(self.at).ok().map(|a| self.first + a)
-    }
-
-    /// Move past the settled instalment to the next one with anything to pay.
-    fn advance(&mut self) {
-        self.paid = 0;
-        self.at += 1;
-        while self.at < self.principal.len()
-            && self.principal[self.at] + self.interest[self.at] == 0
-        {
-            self.at += 1;
-        }
-    }
-
-    /// Whether payments totalling `total` could settle every instalment read while the
-    /// schedule goes on (the cursor would then have nowhere to move to).
-    fn is_short(&self, total: i64) -> bool {
-        if self.beyond == 0 || self.seq().is_none() {
-            return false;
-        }
-        let owed: i64 =
-            self.principal.iter().sum::<i64>() + self.interest.iter().sum::<i64>() - self.paid;
-        total >= owed
-    }
-
-    /// Due date of the next unpaid instalment.
-    fn next_due(&self) -> Option<NaiveDate> {
-        self.due_on.get(self.at).copied()
-    }
+/// A loan's cursor as stored.
+#[derive(Debug, Clone)]
+struct Stored {
+    cursor: Cursor,
 }
 
 /// The cursors of `loans` (each with the total its payments bring, `totals`), with the
@@ -908,15 +819,19 @@ async fn cursors_of(
     loans: &[String],
     totals: &[i64],
     to_end: bool,
-) -> Result<HashMap<String, Cursor>, sqlx::Error> {
+    mode: PrepaymentMode,
+) -> Result<HashMap<String, Stored>, sqlx::Error> {
     Ok(sqlx::query!(
         "SELECT s.loan_id, s.next_unpaid_seq, s.next_unpaid_paid, \
+           s.outstanding_principal, l.disbursed_on, l.interest_rate_bps, l.emi, \
            cardinality(sc.due_on) AS \"length?\", \
+           coalesce(sc.due_on[s.next_unpaid_seq - 1], l.disbursed_on) AS \"period_start!\", \
            sc.due_on[s.next_unpaid_seq:r.last] AS \"due_on?\", \
            sc.principal[s.next_unpaid_seq:r.last] AS \"principal?\", \
            sc.interest[s.next_unpaid_seq:r.last] AS \"interest?\" \
          FROM unnest($1::text[], $2::int8[]) AS u(loan_id, total) \
          JOIN loan_status s ON s.loan_id = u.loan_id \
+         JOIN loans l ON l.loan_id = s.loan_id \
          LEFT JOIN loan_schedules sc ON sc.loan_id = s.loan_id AND s.state = 'ACTIVE' \
          CROSS JOIN LATERAL (SELECT CASE WHEN $3 THEN cardinality(sc.due_on) \
            ELSE s.next_unpaid_seq + least(u.total / greatest(1, \
@@ -934,18 +849,31 @@ async fn cursors_of(
         let principal = r.principal.unwrap_or_default();
         let interest = r.interest.unwrap_or_default();
         let read = principal.len() == due_on.len() && interest.len() == due_on.len();
-        let first = r.next_unpaid_seq.filter(|_| read && !due_on.is_empty());
+        let first = r
+            .next_unpaid_seq
+            .filter(|_| read && !due_on.is_empty())
+            .and_then(|f| u32::try_from(f).ok());
+        let rate = RateBps::clamped(r.interest_rate_bps);
         let cursor = match first {
             Some(first) => Cursor {
                 first,
                 paid: r.next_unpaid_paid,
-                beyond: (r.length.unwrap_or(0) - first + 1 - due_on.len() as i32).max(0),
+                beyond: u32::try_from(
+                    (i64::from(r.length.unwrap_or(0)) - i64::from(first) + 1 - due_on.len() as i64)
+                        .max(0),
+                )
+                .unwrap_or(0),
                 due_on,
                 principal,
                 interest,
                 at: 0,
+                outstanding: r.outstanding_principal,
+                period_start: r.period_start,
+                rate,
+                emi: r.emi,
+                mode,
             },
-            // Not active (no schedule read), or nothing left to pay.
+            // Not active (no schedule read), or nothing left to pay: payments are surplus.
             None => Cursor {
                 first: 0,
                 paid: 0,
@@ -954,89 +882,186 @@ async fn cursors_of(
                 interest: Vec::new(),
                 at: 0,
                 beyond: 0,
+                outstanding: 0,
+                period_start: r.disbursed_on,
+                rate,
+                emi: r.emi,
+                mode,
             },
         };
-        (r.loan_id, cursor)
+        (r.loan_id, Stored { cursor })
     })
     .collect())
 }
 
+/// Whether a payment or write-off dated `date` is applied now: it is dated on or before the day
+/// after the last closed day (so the next day-end counts it). Later ones wait for their day.
+fn effective_now(last_closed: Option<NaiveDate>, date: NaiveDate) -> bool {
+    last_closed
+        .and_then(|c| c.succ_opt())
+        .is_some_and(|next| date <= next)
+}
+
+/// Check the batch's payments; book those dated for now, keep the others for their day-end.
 async fn receive_payments(
     tx: &mut PgConnection,
     payments: &[(usize, &PaymentReceived)],
+    last_closed: Option<NaiveDate>,
+    mode: PrepaymentMode,
     out: &mut BatchOutcome,
 ) -> Result<(), sqlx::Error> {
     if payments.is_empty() {
         return Ok(());
     }
-    // Payment ids already booked (under another event id) are conflicts.
+    // Payment ids already booked or waiting (under another event id) are conflicts.
     let ids: Vec<String> = payments.iter().map(|(_, p)| p.payment_id.clone()).collect();
     let known: HashSet<String> = sqlx::query_scalar!(
-        "SELECT payment_id FROM payments WHERE payment_id = ANY($1)",
+        "SELECT payment_id AS \"id!\" FROM payments WHERE payment_id = ANY($1) \
+         UNION ALL SELECT payment_id AS \"id!\" FROM pending_events WHERE payment_id = ANY($1)",
         &ids
     )
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
     .collect();
-    // Each loan's place in its schedule and the instalments its payments can reach from there:
-    // as many as the batch's payments would settle at the next instalment's size, and one
-    // more; a loan whose smaller instalments that does not cover is read again to the end.
-    let mut totals: HashMap<&str, i64> = HashMap::new();
-    for (_, p) in payments {
-        *totals.entry(p.loan_id.as_str()).or_default() += p.amount.max(0);
-    }
-    let loans: Vec<String> = totals.keys().map(|l| l.to_string()).collect();
-    let loan_totals: Vec<i64> = totals.values().copied().collect();
-    let mut cursors = cursors_of(tx, &loans, &loan_totals, false).await?;
-    let short: Vec<String> = cursors
+    let loans: Vec<String> = payments
         .iter()
-        .filter(|(l, c)| c.is_short(totals.get(l.as_str()).copied().unwrap_or(0)))
-        .map(|(l, _)| l.clone())
+        .map(|(_, p)| p.loan_id.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
         .collect();
-    if !short.is_empty() {
-        let all = vec![0i64; short.len()];
-        cursors.extend(cursors_of(tx, &short, &all, true).await?);
-    }
+    let disbursed: HashMap<String, NaiveDate> = sqlx::query!(
+        "SELECT loan_id, disbursed_on FROM loans WHERE loan_id = ANY($1)",
+        &loans
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.loan_id, r.disbursed_on))
+    .collect();
     let mut seen_ids = HashSet::new();
-    let mut accepted: Vec<&PaymentReceived> = Vec::new();
+    let mut now: Vec<&PaymentReceived> = Vec::new();
+    let mut later: Vec<&PaymentReceived> = Vec::new();
     for (i, p) in payments {
         let reject = |class, message: &str| Rejection {
             class,
             message: message.to_string(),
         };
-        if known.contains(&p.payment_id) || !seen_ids.insert(p.payment_id.as_str()) {
-            out.rejected
-                .push((*i, reject("conflict", "payment_id is already booked")));
-            continue;
+        let refused = if known.contains(&p.payment_id) || !seen_ids.insert(p.payment_id.as_str()) {
+            Some(reject("conflict", "payment_id is already booked"))
+        } else if p.amount <= 0 {
+            Some(reject("invalid_amount", "amount must be positive"))
+        } else {
+            match disbursed.get(&p.loan_id) {
+                None => Some(reject("unknown_loan", "no disbursed loan has this loan_id")),
+                Some(d) if p.paid_on < *d => Some(reject(
+                    "before_disbursal",
+                    "paid_on is before the loan's disbursal date",
+                )),
+                Some(_) => None,
+            }
+        };
+        match refused {
+            Some(r) => out.rejected.push((*i, r)),
+            None if effective_now(last_closed, p.paid_on) => now.push(p),
+            None => later.push(p),
         }
-        if !cursors.contains_key(&p.loan_id) {
-            out.rejected.push((
-                *i,
-                reject("unknown_loan", "no disbursed loan has this loan_id"),
-            ));
-            continue;
-        }
-        accepted.push(p);
     }
-    // Allocate in arrival order.
-    let mut pay = PaymentRows::default();
-    let mut loan_delta: BTreeMap<&str, (i64, i64, i64, NaiveDate)> = BTreeMap::new();
-    let mut daily: BTreeMap<NaiveDate, [i64; 7]> = BTreeMap::new();
-    for p in &accepted {
-        let Some(cursor) = cursors.get_mut(&p.loan_id) else {
+    if !later.is_empty() {
+        sqlx::query!(
+            "INSERT INTO pending_events (business_date, kind, loan_id, payment_id, amount) \
+             SELECT d, 'payment', l, p, a \
+             FROM unnest($1::date[], $2::text[], $3::text[], $4::int8[]) \
+               WITH ORDINALITY AS t(d, l, p, a, n) ORDER BY n",
+            &later.iter().map(|p| p.paid_on).collect::<Vec<_>>(),
+            &later.iter().map(|p| p.loan_id.clone()).collect::<Vec<_>>(),
+            &later
+                .iter()
+                .map(|p| p.payment_id.clone())
+                .collect::<Vec<_>>(),
+            &later.iter().map(|p| p.amount).collect::<Vec<_>>()
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    book_payments(tx, &now, mode).await
+}
+
+fn cursor_bug(e: NeedsRest) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("payment cursor: {e} after it was read to its end"))
+}
+
+/// Book checked payments, in the order given: allocation by the one cursor of
+/// `risk_core::dpd`, the loan's figures, a rescheduled remainder after a prepayment or a
+/// foreclosure, and the day's repayment counters.
+async fn book_payments(
+    tx: &mut PgConnection,
+    accepted: &[&PaymentReceived],
+    mode: PrepaymentMode,
+) -> Result<(), sqlx::Error> {
+    if accepted.is_empty() {
+        return Ok(());
+    }
+    // Each loan's place in its schedule and the instalments its payments can reach from there:
+    // as many as the batch's payments would settle at the next instalment's size, and one
+    // more; a loan whose payments need more (a prepayment reschedules the rest) is read again
+    // to the end.
+    let mut totals: HashMap<&str, i64> = HashMap::new();
+    for p in accepted {
+        *totals.entry(p.loan_id.as_str()).or_default() += p.amount.max(0);
+    }
+    let loans: Vec<String> = totals.keys().map(|l| l.to_string()).collect();
+    let loan_totals: Vec<i64> = totals.values().copied().collect();
+    let mut cursors = cursors_of(tx, &loans, &loan_totals, false, mode).await?;
+    let mut trial: HashMap<&str, Cursor> = HashMap::new();
+    let mut short: HashSet<String> = HashSet::new();
+    for p in accepted {
+        let Some(stored) = cursors.get(&p.loan_id) else {
             continue;
         };
-        let a = cursor.allocate(p.amount, p.paid_on);
-        let settled = a.settled.map_or(0, |(from, to)| i64::from(to - from) + 1);
-        pay.push(p, &a);
-        let e = loan_delta
+        let c = trial
             .entry(p.loan_id.as_str())
-            .or_insert((0, 0, 0, p.paid_on));
-        e.0 += a.to_principal;
-        e.1 += a.to_interest;
-        e.2 += a.surplus;
-        e.3 = e.3.max(p.paid_on);
+            .or_insert_with(|| stored.cursor.clone());
+        if c.allocate(p.amount, p.paid_on).is_err() {
+            short.insert(p.loan_id.clone());
+        }
+    }
+    for (loan, c) in &trial {
+        if c.seq().is_none() && c.beyond > 0 {
+            short.insert(loan.to_string());
+        }
+    }
+    if !short.is_empty() {
+        let ids: Vec<String> = short.into_iter().collect();
+        let zeros = vec![0i64; ids.len()];
+        cursors.extend(cursors_of(tx, &ids, &zeros, true, mode).await?);
+    }
+    // Allocate in order.
+    let mut pay = PaymentRows::default();
+    let mut loan_delta: BTreeMap<&str, Delta> = BTreeMap::new();
+    let mut daily: BTreeMap<NaiveDate, [i64; 7]> = BTreeMap::new();
+    for p in accepted {
+        let Some(stored) = cursors.get_mut(&p.loan_id) else {
+            continue;
+        };
+        let a = stored
+            .cursor
+            .allocate(p.amount, p.paid_on)
+            .map_err(cursor_bug)?;
+        let settled = a
+            .settled
+            .map_or(0, |(from, to)| i64::from(to) - i64::from(from) + 1);
+        pay.push(p, &a);
+        let e = loan_delta.entry(p.loan_id.as_str()).or_insert(Delta {
+            last: p.paid_on,
+            ..Delta::default()
+        });
+        e.principal += a.to_principal;
+        e.interest += a.to_interest;
+        e.surplus += a.surplus;
+        e.prepaid += a.prepaid;
+        e.rescheduled |= a.rescheduled;
+        e.last = e.last.max(p.paid_on);
         let d = daily.entry(p.paid_on).or_default();
         d[0] += 1;
         d[1] += p.amount;
@@ -1049,14 +1074,16 @@ async fn receive_payments(
     pay.insert(tx).await?;
 
     let lids: Vec<String> = loan_delta.keys().map(|l| l.to_string()).collect();
-    let delta = |f: fn(&(i64, i64, i64, NaiveDate)) -> i64| -> Vec<i64> {
-        loan_delta.values().map(f).collect()
-    };
-    let last_paid: Vec<NaiveDate> = loan_delta.values().map(|v| v.3).collect();
-    let cursor_of = |l: &&str| cursors.get(*l);
+    let delta = |f: fn(&Delta) -> i64| -> Vec<i64> { loan_delta.values().map(f).collect() };
+    let last_paid: Vec<NaiveDate> = loan_delta.values().map(|v| v.last).collect();
+    let cursor_of = |l: &&str| cursors.get(*l).map(|s| &s.cursor);
     let next_seq: Vec<Option<i32>> = loan_delta
         .keys()
-        .map(|l| cursor_of(l).and_then(Cursor::seq))
+        .map(|l| {
+            cursor_of(l)
+                .and_then(Cursor::seq)
+                .and_then(|s| i32::try_from(s).ok())
+        })
         .collect();
     let next_due: Vec<Option<NaiveDate>> = loan_delta
         .keys()
@@ -1066,11 +1093,14 @@ async fn receive_payments(
         .keys()
         .map(|l| cursor_of(l).map_or(0, |c| c.paid))
         .collect();
-    // A loan that was not active keeps its place (its payments are surplus).
+    // A loan that was not active keeps its place (its payments are surplus; on a written-off
+    // loan they are recoveries of the arrears it was written off with).
     sqlx::query!(
         "UPDATE loan_status s SET outstanding_principal = s.outstanding_principal - u.pp, \
            paid_principal = s.paid_principal + u.pp, paid_interest = s.paid_interest + u.pi, \
-           surplus = s.surplus + u.su, \
+           prepaid_principal = s.prepaid_principal + u.pre, surplus = s.surplus + u.su, \
+           unrecovered_arrears = CASE WHEN s.state = 'WRITTEN_OFF' \
+             THEN greatest(s.unrecovered_arrears - u.su, 0) ELSE s.unrecovered_arrears END, \
            last_paid_on = greatest(s.last_paid_on, u.last), \
            next_unpaid_seq = CASE WHEN s.state = 'ACTIVE' THEN u.seq ELSE s.next_unpaid_seq END, \
            next_unpaid_due_on = CASE WHEN s.state = 'ACTIVE' THEN u.due \
@@ -1080,19 +1110,21 @@ async fn receive_payments(
            state = CASE WHEN s.state = 'ACTIVE' AND u.seq IS NULL THEN 'CLOSED' ELSE s.state END, \
            closed_on = CASE WHEN s.state = 'ACTIVE' AND u.seq IS NULL THEN u.last ELSE s.closed_on END \
          FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::date[], $6::int4[], \
-           $7::date[], $8::int8[]) AS u(loan_id, pp, pi, su, last, seq, due, paid) \
+           $7::date[], $8::int8[], $9::int8[]) AS u(loan_id, pp, pi, su, last, seq, due, paid, pre) \
          WHERE s.loan_id = u.loan_id",
         &lids,
-        &delta(|v| v.0),
-        &delta(|v| v.1),
-        &delta(|v| v.2),
+        &delta(|v| v.principal),
+        &delta(|v| v.interest),
+        &delta(|v| v.surplus),
         &last_paid,
         &next_seq as _,
         &next_due as _,
-        &next_paid
+        &next_paid,
+        &delta(|v| v.prepaid)
     )
     .execute(&mut *tx)
     .await?;
+    rewrite_schedules(tx, &loan_delta, &cursors).await?;
     let days: Vec<NaiveDate> = daily.keys().copied().collect();
     let col = |k: usize| daily.values().map(|v| v[k]).collect::<Vec<i64>>();
     sqlx::query!(
@@ -1120,6 +1152,73 @@ async fn receive_payments(
     Ok(())
 }
 
+/// What a batch's payments did to one loan.
+#[derive(Debug, Default)]
+struct Delta {
+    principal: i64,
+    interest: i64,
+    surplus: i64,
+    prepaid: i64,
+    rescheduled: bool,
+    last: NaiveDate,
+}
+
+/// Store the schedules a prepayment or a foreclosure recomputed: the instalments before the
+/// cursor's first as they were, then the cursor's; the loan's instalment count and maturity
+/// follow.
+async fn rewrite_schedules(
+    tx: &mut PgConnection,
+    deltas: &BTreeMap<&str, Delta>,
+    cursors: &HashMap<String, Stored>,
+) -> Result<(), sqlx::Error> {
+    let mut ids = Vec::new();
+    let mut firsts = Vec::new();
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    let mut dues = Vec::new();
+    let mut principals = Vec::new();
+    let mut interests = Vec::new();
+    for (loan, d) in deltas {
+        let Some(stored) = cursors.get(*loan).filter(|_| d.rescheduled) else {
+            continue;
+        };
+        ids.push(loan.to_string());
+        firsts.push(i32::try_from(stored.cursor.first).unwrap_or(i32::MAX));
+        from.push(slice_bound(dues.len() + 1));
+        for (due, p, i) in stored.cursor.rows() {
+            dues.push(due);
+            principals.push(p);
+            interests.push(i);
+        }
+        to.push(slice_bound(dues.len()));
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "WITH t AS (SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::int4[]) \
+           AS t(id, f, a, b)), \
+         s AS (UPDATE loan_schedules sc SET \
+           due_on = sc.due_on[1:t.f - 1] || ($5::date[])[t.a:t.b], \
+           principal = sc.principal[1:t.f - 1] || ($6::int8[])[t.a:t.b], \
+           interest = sc.interest[1:t.f - 1] || ($7::int8[])[t.a:t.b] \
+           FROM t WHERE sc.loan_id = t.id \
+           RETURNING sc.loan_id, cardinality(sc.due_on) AS n, sc.due_on[cardinality(sc.due_on)] AS last) \
+         UPDATE loans l SET instalments = s.n, maturity_on = greatest(s.last, l.first_due_on) \
+         FROM s WHERE l.loan_id = s.loan_id",
+        &ids,
+        &firsts,
+        &from,
+        &to,
+        &dues,
+        &principals,
+        &interests
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 #[derive(Default)]
 struct PaymentRows {
     ids: Vec<String>,
@@ -1135,6 +1234,7 @@ struct PaymentRows {
 
 impl PaymentRows {
     fn push(&mut self, p: &PaymentReceived, a: &Allocation) {
+        let seq = |s: u32| i32::try_from(s).unwrap_or(i32::MAX);
         self.ids.push(p.payment_id.clone());
         self.loans.push(p.loan_id.clone());
         self.amounts.push(p.amount);
@@ -1142,8 +1242,8 @@ impl PaymentRows {
         self.to_interest.push(a.to_interest);
         self.to_principal.push(a.to_principal);
         self.surplus.push(a.surplus);
-        self.settled_from.push(a.settled.map(|s| s.0));
-        self.settled_to.push(a.settled.map(|s| s.1));
+        self.settled_from.push(a.settled.map(|s| seq(s.0)));
+        self.settled_to.push(a.settled.map(|s| seq(s.1)));
     }
 
     async fn insert(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -1210,27 +1310,149 @@ fn reject_unknown(
     (ids, dates)
 }
 
+/// Check the batch's write-offs (an open loan, on or after its disbursal); apply those dated
+/// for now, keep the others for their day-end.
 async fn write_off(
     tx: &mut PgConnection,
     actions: &[(usize, &LoanAction)],
+    last_closed: Option<NaiveDate>,
     out: &mut BatchOutcome,
 ) -> Result<(), sqlx::Error> {
     if actions.is_empty() {
         return Ok(());
     }
-    let known = known_loans(tx, actions).await?;
-    let (ids, dates) = reject_unknown(actions, &known, out);
-    // The outstanding principal leaves the book; the loan keeps its last classification.
+    let ids: Vec<String> = actions.iter().map(|(_, a)| a.loan_id.clone()).collect();
+    let loans: HashMap<String, (String, NaiveDate)> = sqlx::query!(
+        "SELECT s.loan_id, s.state, l.disbursed_on FROM loan_status s \
+         JOIN loans l USING (loan_id) WHERE s.loan_id = ANY($1)",
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.loan_id, (r.state, r.disbursed_on)))
+    .collect();
+    let mut now = Vec::new();
+    let mut later = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, a) in actions {
+        let refused = match loans.get(&a.loan_id) {
+            None => Some(("unknown_loan", "no disbursed loan has this loan_id")),
+            Some((_, d)) if a.on < *d => Some((
+                "before_disbursal",
+                "the write-off is dated before the disbursal",
+            )),
+            Some((state, _)) if state != "ACTIVE" || !seen.insert(a.loan_id.as_str()) => {
+                Some(("not_open", "the loan is closed or already written off"))
+            }
+            Some(_) => None,
+        };
+        match refused {
+            Some((class, message)) => out.rejected.push((
+                *i,
+                Rejection {
+                    class,
+                    message: message.into(),
+                },
+            )),
+            None if effective_now(last_closed, a.on) => now.push((a.loan_id.clone(), a.on)),
+            None => later.push((a.loan_id.clone(), a.on)),
+        }
+    }
+    if !later.is_empty() {
+        sqlx::query!(
+            "INSERT INTO pending_events (business_date, kind, loan_id) \
+             SELECT d, 'write_off', l FROM unnest($1::date[], $2::text[]) \
+               WITH ORDINALITY AS t(d, l, n) ORDER BY n",
+            &later.iter().map(|w| w.1).collect::<Vec<_>>(),
+            &later.iter().map(|w| w.0.clone()).collect::<Vec<_>>()
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    apply_write_offs(tx, &now).await
+}
+
+/// Write loans off: the outstanding principal leaves the book, the loan keeps its last
+/// classification and the arrears it is written off with (due on or before the date, unpaid)
+/// until recovered; the history records the write-off.
+async fn apply_write_offs(
+    tx: &mut PgConnection,
+    write_offs: &[(String, NaiveDate)],
+) -> Result<(), sqlx::Error> {
+    if write_offs.is_empty() {
+        return Ok(());
+    }
     sqlx::query!(
-        "UPDATE loan_status s SET state = 'WRITTEN_OFF', written_off_on = u.on_date, \
-           written_off_amount = s.outstanding_principal, outstanding_principal = 0 \
-         FROM unnest($1::text[], $2::date[]) AS u(loan_id, on_date) \
-         WHERE s.loan_id = u.loan_id AND s.state = 'ACTIVE'",
-        &ids,
-        &dates
+        "WITH u AS (SELECT * FROM unnest($1::text[], $2::date[]) AS u(loan_id, on_date)), \
+         w AS (UPDATE loan_status s SET state = 'WRITTEN_OFF', written_off_on = u.on_date, \
+           written_off_amount = s.outstanding_principal, outstanding_principal = 0, \
+           unrecovered_arrears = coalesce(( \
+             SELECT sum(x.p + x.i) FROM loan_schedules sc \
+             CROSS JOIN LATERAL unnest(sc.due_on[s.next_unpaid_seq:], \
+               sc.principal[s.next_unpaid_seq:], sc.interest[s.next_unpaid_seq:]) AS x(d, p, i) \
+             WHERE sc.loan_id = s.loan_id AND x.d <= u.on_date), 0)::int8 \
+             - CASE WHEN s.next_unpaid_due_on <= u.on_date THEN s.next_unpaid_paid ELSE 0 END \
+           FROM u WHERE s.loan_id = u.loan_id AND s.state = 'ACTIVE' \
+           RETURNING s.loan_id, u.on_date, s.asset_class, s.stage, s.dpd, s.written_off_amount) \
+         INSERT INTO status_history (loan_id, business_date, from_class, to_class, from_stage, \
+           to_stage, dpd, outstanding, reason) \
+         SELECT loan_id, on_date, asset_class, asset_class, stage, stage, dpd, \
+           coalesce(written_off_amount, 0), 'write_off' FROM w \
+         ON CONFLICT DO NOTHING",
+        &write_offs.iter().map(|w| w.0.clone()).collect::<Vec<_>>(),
+        &write_offs.iter().map(|w| w.1).collect::<Vec<_>>()
     )
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
+
+/// Apply the payments and write-offs that waited for day-ends up to `date`, in date order,
+/// then arrival order.
+async fn release_pending(
+    tx: &mut PgConnection,
+    date: NaiveDate,
+    mode: PrepaymentMode,
+) -> Result<(), sqlx::Error> {
+    let rows = sqlx::query!(
+        "DELETE FROM pending_events WHERE business_date <= $1 \
+         RETURNING seq, business_date, kind, loan_id, payment_id, amount",
+        date
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_by_key(|r| (r.business_date, r.seq));
+    // Runs of one kind at a time, so a payment and a write-off of one loan keep their order.
+    let mut k = 0;
+    while k < rows.len() {
+        let kind = rows[k].kind.clone();
+        let end = rows[k..]
+            .iter()
+            .position(|r| r.kind != kind)
+            .map_or(rows.len(), |n| k + n);
+        if kind == "payment" {
+            let payments: Vec<PaymentReceived> = rows[k..end]
+                .iter()
+                .map(|r| PaymentReceived {
+                    payment_id: r.payment_id.clone().unwrap_or_default(),
+                    loan_id: r.loan_id.clone(),
+                    amount: r.amount.unwrap_or(0),
+                    paid_on: r.business_date,
+                })
+                .collect();
+            let refs: Vec<&PaymentReceived> = payments.iter().collect();
+            book_payments(tx, &refs, mode).await?;
+        } else {
+            let w: Vec<(String, NaiveDate)> = rows[k..end]
+                .iter()
+                .map(|r| (r.loan_id.clone(), r.business_date))
+                .collect();
+            apply_write_offs(tx, &w).await?;
+        }
+        k = end;
+    }
     Ok(())
 }
 
@@ -1286,146 +1508,8 @@ async fn record_tick(
     if ticked < partitions {
         return Ok(false);
     }
+    release_pending(tx, date, ctx.domain.servicing.prepayment).await?;
     let report = dayend::close_day(tx, date, &ctx.domain).await?;
     out.closed.push(report);
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// Per payment: to interest, to principal, surplus, instalments settled.
-    type Split = (i64, i64, i64, u32);
-
-    /// The allocation rule instalment by instalment: each payment pays the interest, then the
-    /// principal, of the oldest instalment not yet paid, then the next. Returns each payment's
-    /// split and the (principal, interest) paid of each instalment.
-    fn by_instalment(parts: &[(i64, i64)], payments: &[i64]) -> (Vec<Split>, Vec<(i64, i64)>) {
-        let mut paid = vec![(0i64, 0i64); parts.len()];
-        let mut out = Vec::new();
-        for &amount in payments {
-            let (mut left, mut to_i, mut to_p, mut settled) = (amount, 0, 0, 0);
-            for (k, &(p, i)) in parts.iter().enumerate() {
-                if left == 0 {
-                    break;
-                }
-                let (pp, pi) = &mut paid[k];
-                if *pi + *pp == p + i {
-                    continue;
-                }
-                let ti = (i - *pi).min(left);
-                left -= ti;
-                let tp = (p - *pp).min(left);
-                left -= tp;
-                *pi += ti;
-                *pp += tp;
-                to_i += ti;
-                to_p += tp;
-                if *pi == i && *pp == p {
-                    settled += 1;
-                }
-            }
-            out.push((to_i, to_p, left, settled));
-        }
-        (out, paid)
-    }
-
-    fn day(n: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Days::new(u64::from(n))
-    }
-
-    /// An active loan's cursor at instalment `seq` with `paid` paid into it; `parts` are
-    /// (due day, principal, interest) from `seq` on.
-    fn active(seq: i32, paid: i64, parts: &[(u32, i64, i64)], beyond: i32) -> Cursor {
-        Cursor {
-            first: seq,
-            paid,
-            due_on: parts.iter().map(|p| day(p.0)).collect(),
-            principal: parts.iter().map(|p| p.1).collect(),
-            interest: parts.iter().map(|p| p.2).collect(),
-            at: 0,
-            beyond,
-        }
-    }
-
-    proptest! {
-        /// The cursor over one schedule row allocates exactly as the instalment-by-instalment
-        /// rule, and what it leaves (next unpaid instalment and what is paid into it) is the
-        /// prefix of the schedule the payments have filled.
-        #[test]
-        fn cursor_allocates_as_instalment_by_instalment(
-            parts in proptest::collection::vec((1i64..5_000, 0i64..2_000), 1..24),
-            payments in proptest::collection::vec(1i64..12_000, 0..30),
-        ) {
-            let (expected, paid) = by_instalment(&parts, &payments);
-            let rows: Vec<(u32, i64, i64)> =
-                parts.iter().enumerate().map(|(k, p)| (30 * k as u32, p.0, p.1)).collect();
-            let mut c = active(1, 0, &rows, 0);
-            let mut settled_through = 0;
-            for (n, (&amount, e)) in payments.iter().zip(&expected).enumerate() {
-                let a = c.allocate(amount, day(20 * n as u32));
-                prop_assert_eq!((a.to_interest, a.to_principal, a.surplus), (e.0, e.1, e.2));
-                let count = a.settled.map_or(0, |(f, t)| t - f + 1);
-                prop_assert_eq!(count as u32, e.3);
-                if let Some((from, to)) = a.settled {
-                    prop_assert_eq!(from, settled_through + 1);
-                    settled_through = to;
-                }
-            }
-            let first_unpaid = paid
-                .iter()
-                .zip(&parts)
-                .position(|(d, p)| d.0 + d.1 < p.0 + p.1);
-            prop_assert_eq!(c.seq(), first_unpaid.map(|k| k as i32 + 1));
-            prop_assert_eq!(c.paid, first_unpaid.map_or(0, |k| paid[k].0 + paid[k].1));
-            prop_assert_eq!(c.next_due(), first_unpaid.map(|k| day(30 * k as u32)));
-        }
-    }
-
-    #[test]
-    fn a_loan_not_active_takes_everything_as_surplus() {
-        let mut c = Cursor {
-            first: 0,
-            paid: 0,
-            due_on: vec![],
-            principal: vec![],
-            interest: vec![],
-            at: 0,
-            beyond: 0,
-        };
-        let a = c.allocate(500, day(0));
-        assert_eq!((a.to_interest, a.to_principal, a.surplus), (0, 0, 500));
-        assert_eq!(a.settled, None);
-    }
-
-    #[test]
-    fn on_time_counts_instalments_settled_by_their_due_date() {
-        let mut c = active(3, 40, &[(10, 100, 50), (40, 100, 50)], 0);
-        // 110 settles seq 3 (late on day 20), 40 more goes to seq 4's interest.
-        let a = c.allocate(150, day(20));
-        assert_eq!(a.settled, Some((3, 3)));
-        assert_eq!(a.on_time, 0);
-        assert_eq!(
-            (a.to_interest, a.to_principal, a.surplus),
-            (10 + 40, 100, 0)
-        );
-        let b = c.allocate(200, day(30));
-        assert_eq!(b.settled, Some((4, 4)));
-        assert_eq!(b.on_time, 1);
-        assert_eq!((b.to_interest, b.to_principal, b.surplus), (10, 100, 90));
-        assert_eq!(c.seq(), None);
-    }
-
-    #[test]
-    fn a_cursor_read_short_of_what_its_payments_reach_asks_for_the_rest() {
-        let c = active(4, 30, &[(0, 100, 10), (30, 100, 10)], 2);
-        // 220 owed in the two instalments read (less 30 paid): 190 settles both, and the
-        // instalment after them was not read.
-        assert!(!c.is_short(189));
-        assert!(c.is_short(190));
-        let to_end = Cursor { beyond: 0, ..c };
-        assert!(!to_end.is_short(10_000));
-    }
 }

@@ -223,15 +223,15 @@ base0 AS (
     s.first_dpd30_on, s.first_dpd60_on, s.first_dpd90_on,
     l.instalments, l.first_due_on, l.disbursed_on, l.interest_rate_bps, l.vintage,
     greatest(coalesce(l.collateral_value, 0), 0) AS security, l.purpose, l.origination_pd,
-    CASE WHEN s.state = 'ACTIVE' AND s.next_unpaid_due_on <= $1
-         THEN ($1 - s.next_unpaid_due_on) + 1 ELSE 0 END AS dpd,
+    CASE WHEN s.state = 'ACTIVE' AND s.next_unpaid_due_on <= $1::date
+         THEN ($1::date - s.next_unpaid_due_on) + 1 ELSE 0 END AS dpd,
     cp.pd AS current_pd,
-    CASE WHEN $1 < l.first_due_on THEN 0 ELSE least(l.instalments,
-      ((extract(year FROM $1) - extract(year FROM l.first_due_on)) * 12
-        + extract(month FROM $1) - extract(month FROM l.first_due_on))::int
+    CASE WHEN $1::date < l.first_due_on THEN 0 ELSE least(l.instalments,
+      ((extract(year FROM $1::date) - extract(year FROM l.first_due_on)) * 12
+        + extract(month FROM $1::date) - extract(month FROM l.first_due_on))::int
       + CASE WHEN (l.first_due_on + make_interval(months =>
-          ((extract(year FROM $1) - extract(year FROM l.first_due_on)) * 12
-            + extract(month FROM $1) - extract(month FROM l.first_due_on))::int))::date <= $1
+          ((extract(year FROM $1::date) - extract(year FROM l.first_due_on)) * 12
+            + extract(month FROM $1::date) - extract(month FROM l.first_due_on))::int))::date <= $1::date
         THEN 1 ELSE 0 END) END AS due_count
   FROM loan_status s
   JOIN loans l USING (loan_id)
@@ -244,7 +244,7 @@ base0 AS (
       AND cr.decided_at >= (l.disbursed_on + 1)::timestamp AT TIME ZONE 'UTC'
       AND d.customer_id = s.customer_id
       AND d.decided_at >= (l.disbursed_on + 1)::timestamp AT TIME ZONE 'UTC'
-      AND d.decided_at < ($1 + 1)::timestamp AT TIME ZONE 'UTC'
+      AND d.decided_at < ($1::date + 1)::timestamp AT TIME ZONE 'UTC'
     ORDER BY d.decided_at DESC LIMIT 1
   ) cp ON true
   WHERE s.state = 'ACTIVE' OR s.dpd > 0 OR s.provision > 0 OR s.ecl > 0
@@ -258,7 +258,8 @@ base AS (
 ),
 own AS (
   SELECT b.*, coalesce(a.arrears, 0) AS arrears, coalesce(a.arrears_interest, 0) AS arrears_interest,
-    b.state = 'ACTIVE' AND (b.prev_class = 'LOSS' OR b.loss_on <= $1) AS is_loss
+    b.state = 'ACTIVE' AND (b.prev_class = 'LOSS' OR coalesce(b.loss_on <= $1::date, false))
+      AS is_loss
   FROM base b
   -- Arrears only of loans past due, from the schedule row: the instalments due from the next
   -- unpaid one on, less what is paid into it (interest first). The cost follows the arrears, not
@@ -270,7 +271,7 @@ own AS (
     FROM loan_schedules sc
     CROSS JOIN LATERAL unnest(sc.due_on[b.next_unpaid_seq:], sc.principal[b.next_unpaid_seq:],
       sc.interest[b.next_unpaid_seq:]) AS u(d, p, i)
-    WHERE b.dpd > 0 AND sc.loan_id = b.loan_id AND u.d <= $1
+    WHERE b.dpd > 0 AND sc.loan_id = b.loan_id AND u.d <= $1::date
 ) a ON true
 ),
 candidates AS (
@@ -288,7 +289,7 @@ borrowers AS (
       CASE WHEN bool_or(o.arrears > 0 OR o.dpd > 0 OR o.unrecovered_arrears > 0)
         THEN min(o.prev_npa_since) FILTER (WHERE o.state = 'ACTIVE' AND NOT o.is_loss) END,
       CASE WHEN bool_or(o.state = 'ACTIVE' AND NOT o.is_loss AND o.dpd > p.npa_after)
-        THEN $1 END,
+        THEN $1::date END,
       min(coalesce(o.prev_npa_since, o.loss_on)) FILTER (WHERE o.is_loss)) AS borrower_npa
   FROM own o JOIN candidates USING (customer_id), p
   GROUP BY o.customer_id
@@ -299,7 +300,7 @@ cls AS (
          WHEN w.state = 'CLOSED' THEN 'STANDARD'
          WHEN w.is_loss THEN 'LOSS'
          WHEN b.borrower_npa IS NOT NULL
-           THEN npa_class(b.borrower_npa, $1, p.sub_m, p.d1_m, p.d2_m)
+           THEN npa_class(b.borrower_npa, $1::date, p.sub_m, p.d1_m, p.d2_m)
          ELSE performing_class(w.dpd, p.sma0, p.sma1)
     END AS class,
     CASE WHEN w.state = 'WRITTEN_OFF' THEN w.prev_npa_since
@@ -324,7 +325,7 @@ stg AS (
       AS interest_suspended,
     -- Interest accrued since the last due date: in a performing loan's exposure only.
     CASE WHEN c.state = 'ACTIVE' AND NOT is_npa(c.class)
-         THEN accrued_interest(c.outstanding, c.interest_rate_bps, $1 - c.last_due) ELSE 0 END
+         THEN accrued_interest(c.outstanding, c.interest_rate_bps, $1::date - c.last_due) ELSE 0 END
       AS accrued_since_due,
     greatest(c.instalments - c.due_count, 0) AS remaining,
     least(greatest(coalesce(c.current_pd, c.origination_pd, 0), 0), 1) AS pd12,
@@ -341,8 +342,8 @@ fin AS (
     CASE WHEN s.state <> 'ACTIVE' THEN 0
       ELSE ecl(s.stage, s.pd12, s.lgd, s.outstanding + s.accrued_interest + s.accrued_since_due,
         s.remaining, p.min_h) END AS ecl,
-    ((extract(year FROM $1) - extract(year FROM s.vintage)) * 12
-      + extract(month FROM $1) - extract(month FROM s.vintage))::int AS mob,
+    ((extract(year FROM $1::date) - extract(year FROM s.vintage)) * 12
+      + extract(month FROM $1::date) - extract(month FROM s.vintage))::int AS mob,
     CASE WHEN s.state = 'CLOSED' THEN 'closed'
          WHEN s.class = s.prev_class THEN 'stage'
          WHEN s.class = 'LOSS' THEN 'loss'
@@ -356,13 +357,13 @@ fin AS (
 hist AS (
   INSERT INTO status_history (loan_id, business_date, from_class, to_class, from_stage,
     to_stage, dpd, outstanding, reason)
-  SELECT loan_id, $1, prev_class, class, prev_stage, stage, dpd, outstanding, reason FROM fin
+  SELECT loan_id, $1::date, prev_class, class, prev_stage, stage, dpd, outstanding, reason FROM fin
   WHERE class <> prev_class OR stage <> prev_stage
   RETURNING 1
 ),
 vint AS (
   INSERT INTO vintage_hits (vintage, threshold, mob, business_date, loans)
-  SELECT f.vintage, t.threshold, f.mob, $1, count(*)
+  SELECT f.vintage, t.threshold, f.mob, $1::date, count(*)
   FROM fin f
   CROSS JOIN LATERAL (VALUES (30::int2, f.first_dpd30_on), (60::int2, f.first_dpd60_on),
     (90::int2, f.first_dpd90_on)) AS t(threshold, first_on)
@@ -378,9 +379,9 @@ upd AS (
     interest_suspended = f.interest_suspended,
     asset_class = f.class, npa_since = f.npa_since, stage = f.stage,
     current_pd = f.current_pd, provision = f.provision, ecl = f.ecl,
-    first_dpd30_on = coalesce(s.first_dpd30_on, CASE WHEN f.dpd > 30 THEN $1 END),
-    first_dpd60_on = coalesce(s.first_dpd60_on, CASE WHEN f.dpd > 60 THEN $1 END),
-    first_dpd90_on = coalesce(s.first_dpd90_on, CASE WHEN f.dpd > 90 THEN $1 END)
+    first_dpd30_on = coalesce(s.first_dpd30_on, CASE WHEN f.dpd > 30 THEN $1::date END),
+    first_dpd60_on = coalesce(s.first_dpd60_on, CASE WHEN f.dpd > 60 THEN $1::date END),
+    first_dpd90_on = coalesce(s.first_dpd90_on, CASE WHEN f.dpd > 90 THEN $1::date END)
   FROM fin f
   WHERE s.loan_id = f.loan_id
     AND (s.dpd, s.arrears, s.arrears_interest, s.accrued_interest, s.interest_suspended,

@@ -1,73 +1,55 @@
-//! The set-based day-end in SQL against `risk_core`'s rules, loan by loan: a generated book is
-//! applied batch by batch, and an independent replay of the same events through `risk_core`
-//! (DPD engine, IRAC classification with borrower-wise NPA, IFRS 9 staging, provisioning, ECL)
-//! must give the same classes, stages, provisions and ECL on every loan and the same history
-//! of transitions. Then the portfolio figures must reconcile with the loans.
+//! The set-based day-end in SQL against `risk_core`'s reference book, loan by loan and day by
+//! day: a generated book is applied batch by batch (some payments delivered before their date's
+//! day-end, some after it), the same events are replayed through `risk_core::book::Book`, and
+//! every loan's DPD, class, NPA date, stage, provision and ECL must agree after every day-end,
+//! with the same refusals and the same history of transitions (reasons included). Then the
+//! portfolio figures must reconcile with the loans.
+//!
+//! `REFERENCE_SEEDS=N` replays N generated books instead of the default few (a long soak).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ingest::generator::sink::MemorySink;
 use ingest::generator::{generate, GeneratorSettings};
 use portfolio_aggregator::apply::{apply_batch, ApplyContext};
 use portfolio_aggregator::message::{Incoming, Payload, Source};
-use risk_core::dpd::{allocate, delinquency, Payment};
-use risk_core::ifrs9::{ecl, Stage};
-use risk_core::irac::{mark_loss, AssetClass, ClassState};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use risk_core::book::{Book, Disbursal, Figures, Loan};
 use risk_core::money::RateBps;
-use risk_core::schedule::{schedule, Instalment};
 use risk_core::settings::DomainSettings;
 use runtime::postgres::{connect, ScratchDatabase};
-use schemas::{LoanEventBody, Purpose};
+use schemas::{LoanEvent, LoanEventBody, Purpose};
 use sqlx::PgPool;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Active,
-    Closed,
-    WrittenOff,
-}
-
-struct RefLoan {
-    customer: String,
-    schedule: Vec<Instalment>,
-    payments: Vec<Payment>,
-    collateral: i64,
-    purpose: Purpose,
-    origination_pd: Option<f64>,
-    disbursed_on: NaiveDate,
-    state: State,
-    own: ClassState,
-    reported: ClassState,
-    stage: Stage,
-    loss_on: Option<NaiveDate>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Figures {
-    class: String,
-    npa_since: Option<NaiveDate>,
-    dpd: i32,
-    arrears: i64,
-    outstanding: i64,
-    stage: i16,
-    provision: i64,
-    ecl: i64,
-}
-
-async fn apply(pool: &PgPool, ctx: &ApplyContext, batch: &[Incoming]) {
+/// Apply a batch; returns the event ids it refused, with their class.
+async fn apply(
+    pool: &PgPool,
+    ctx: &ApplyContext,
+    batch: &[Incoming],
+) -> BTreeSet<(String, String)> {
     let mut tx = pool.begin().await.unwrap();
     let out = apply_batch(&mut tx, ctx, batch).await.unwrap();
-    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
     tx.commit().await.unwrap();
+    out.rejected
+        .iter()
+        .map(|(i, r)| {
+            let id = match &batch[*i].payload {
+                Ok(Payload::Event(e)) => e.event_id.clone(),
+                _ => format!("record {i}"),
+            };
+            (id, r.class.to_string())
+        })
+        .collect()
 }
 
-fn book() -> MemorySink {
+fn book(seed: u64, applications: u64) -> MemorySink {
     let settings = GeneratorSettings {
-        seed: 11,
-        applications: 2_500,
+        seed,
+        applications,
         months: 10,
         performance_months: 14,
         target_default_rate: 0.12,
@@ -84,10 +66,71 @@ fn book() -> MemorySink {
     sink
 }
 
+/// The events in the order they are delivered, cut at each day-end tick: about one payment in
+/// ten arrives one to five day-ends late (after its date's day-end), one in ten up to three
+/// day-ends early (before it), never before its loan's disbursal.
+fn deliveries(events: &[LoanEvent], seed: u64) -> Vec<(Vec<LoanEvent>, Option<NaiveDate>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let ticks = events
+        .iter()
+        .filter(|e| matches!(e.body, LoanEventBody::BusinessDayClosed(_)))
+        .count();
+    let mut slots: Vec<Vec<LoanEvent>> = vec![Vec::new(); ticks + 1];
+    let mut disbursed_in: HashMap<String, usize> = HashMap::new();
+    let mut slot = 0;
+    let mut dates = Vec::new();
+    for e in events {
+        match &e.body {
+            LoanEventBody::BusinessDayClosed(b) => {
+                dates.push(b.business_date);
+                slot += 1;
+                continue;
+            }
+            LoanEventBody::LoanDisbursed(d) => {
+                disbursed_in.insert(d.loan_id.clone(), slot);
+            }
+            _ => {}
+        }
+        let target = match &e.body {
+            LoanEventBody::PaymentReceived(p) => {
+                let u: f64 = rng.gen();
+                if u < 0.1 {
+                    (slot + rng.gen_range(1..=5))
+                        .min(ticks.saturating_sub(1))
+                        .max(slot)
+                } else if u < 0.2 {
+                    slot.saturating_sub(rng.gen_range(1..=3))
+                        .max(disbursed_in.get(&p.loan_id).copied().unwrap_or(slot))
+                } else {
+                    slot
+                }
+            }
+            _ => slot,
+        };
+        slots[target].push(e.clone());
+    }
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(k, evs)| (evs, dates.get(k).copied()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
+async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan_every_day() {
+    let seeds: u64 = std::env::var("REFERENCE_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    for seed in 0..seeds {
+        let applications = if seed == 0 { 2_500 } else { 600 };
+        replay(11 + seed, applications).await;
+    }
+}
+
+async fn replay(seed: u64, applications: u64) {
     let domain = DomainSettings::default();
-    let sink = book();
+    let sink = book(seed, applications);
     let db = ScratchDatabase::create().await.unwrap();
     let pool = connect(&db.url, 2).await.unwrap();
     portfolio_aggregator::db::migrate(&pool).await.unwrap();
@@ -108,19 +151,19 @@ async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
         .iter()
         .map(|d| (d.application_id.as_str(), d.pd))
         .collect();
-    let mut decisions_of: HashMap<&str, Vec<(DateTime<Utc>, f64)>> = HashMap::new();
+    let mut decisions_of: HashMap<String, Vec<(DateTime<Utc>, f64)>> = HashMap::new();
     for d in &sink.decisions {
         decisions_of
-            .entry(d.customer_id.as_str())
+            .entry(d.customer_id.clone())
             .or_default()
             .push((d.decided_at, d.pd));
     }
     for v in decisions_of.values_mut() {
         v.sort_by_key(|a| a.0);
     }
+    let current_pd = move |l: &Loan, on: NaiveDate| pd_now(l, on, &decisions_of);
 
-    // The book through the aggregator: records first, then events batch by batch, each batch
-    // ending at a day-end tick.
+    // Records first.
     let mut offset = 0;
     let mut records: Vec<Incoming> = Vec::new();
     for c in &sink.customers {
@@ -148,89 +191,153 @@ async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
         offset += 1;
     }
     for chunk in records.chunks(2_000) {
-        apply(&pool, &ctx, chunk).await;
+        assert!(apply(&pool, &ctx, chunk).await.is_empty());
     }
 
-    let mut loans: BTreeMap<String, RefLoan> = BTreeMap::new();
-    let mut transitions: Vec<(String, NaiveDate, String, String, i16, i16)> = Vec::new();
-    let mut batch: Vec<Incoming> = Vec::new();
-    let mut last_day = None;
-    for (i, e) in sink.events.iter().enumerate() {
-        batch.push(Incoming::decoded(
-            Source::Events,
-            i as i64,
-            Payload::Event(Box::new(e.clone())),
-        ));
-        match &e.body {
-            LoanEventBody::LoanDisbursed(d) => {
-                let sched = schedule(
-                    d.principal,
-                    RateBps::clamped(d.interest_rate_bps),
-                    u32::try_from(d.tenure_months).unwrap(),
-                    d.first_due_on,
-                );
-                loans.insert(
-                    d.loan_id.clone(),
-                    RefLoan {
-                        customer: d.customer_id.clone(),
-                        schedule: sched,
-                        payments: Vec::new(),
+    // Events, slot by slot, through both engines.
+    let mut reference = Book::new(domain.clone());
+    let mut offset = 0i64;
+    let mut days = 0;
+    let mut late = 0;
+    for (events, tick) in deliveries(&sink.events, seed) {
+        let mut batch = Vec::new();
+        let mut refused = BTreeSet::new();
+        for e in &events {
+            batch.push(Incoming::decoded(
+                Source::Events,
+                offset,
+                Payload::Event(Box::new(e.clone())),
+            ));
+            offset += 1;
+            let outcome = match &e.body {
+                LoanEventBody::LoanDisbursed(d) => {
+                    reference.disburse(Disbursal {
+                        loan_id: d.loan_id.clone(),
+                        customer_id: d.customer_id.clone(),
+                        principal: d.principal,
+                        rate: RateBps::clamped(d.interest_rate_bps),
+                        months: u32::try_from(d.tenure_months).unwrap(),
+                        disbursed_on: d.disbursed_on,
+                        first_due_on: d.first_due_on,
                         collateral: d.collateral_value.unwrap_or(0).max(0),
                         purpose: purpose[d.application_id.as_str()],
                         origination_pd: origination.get(d.application_id.as_str()).copied(),
-                        disbursed_on: d.disbursed_on,
-                        state: State::Active,
-                        own: ClassState::STANDARD,
-                        reported: ClassState::STANDARD,
-                        stage: Stage::One,
-                        loss_on: None,
-                    },
-                );
-            }
-            LoanEventBody::PaymentReceived(p) => {
-                let l = loans.get_mut(&p.loan_id).unwrap();
-                if l.state == State::Active {
-                    l.payments.push(Payment {
-                        amount: p.amount,
-                        paid_on: p.paid_on,
                     });
-                    let far = NaiveDate::from_ymd_opt(2200, 1, 1).unwrap();
-                    let alloc = allocate(&l.schedule, &l.payments, far);
-                    let done = l.schedule.iter().zip(&alloc.per_instalment).all(|(s, a)| {
-                        a.interest_paid == s.interest && a.principal_paid == s.principal
-                    });
-                    if done {
-                        l.state = State::Closed;
+                    Ok(())
+                }
+                LoanEventBody::PaymentReceived(p) => {
+                    if reference.last_closed.is_some_and(|c| p.paid_on <= c) {
+                        late += 1;
                     }
+                    reference.pay(&p.loan_id, p.amount, p.paid_on).map(|_| ())
                 }
-            }
-            LoanEventBody::LoanWrittenOff(a) => {
-                let l = loans.get_mut(&a.loan_id).unwrap();
-                if l.state == State::Active {
-                    l.state = State::WrittenOff;
-                }
-            }
-            LoanEventBody::LoanMarkedLoss(a) => {
-                let l = loans.get_mut(&a.loan_id).unwrap();
-                l.loss_on = Some(l.loss_on.map_or(a.on, |x| x.min(a.on)));
-            }
-            LoanEventBody::BusinessDayClosed(b) => {
-                apply(&pool, &ctx, &batch).await;
-                batch.clear();
-                day_end(
-                    &mut loans,
-                    b.business_date,
-                    &domain,
-                    &decisions_of,
-                    &mut transitions,
-                );
-                last_day = Some(b.business_date);
+                LoanEventBody::LoanWrittenOff(a) => reference.write_off(&a.loan_id, a.on),
+                LoanEventBody::LoanMarkedLoss(a) => reference.mark_loss(&a.loan_id, a.on),
+                LoanEventBody::BusinessDayClosed(_) => Ok(()),
+            };
+            if let Err(r) = outcome {
+                refused.insert((e.event_id.clone(), r.class().to_string()));
             }
         }
+        let Some(day) = tick else {
+            assert_eq!(apply(&pool, &ctx, &batch).await, refused);
+            break;
+        };
+        batch.push(Incoming::decoded(
+            Source::Events,
+            offset,
+            Payload::Event(Box::new(LoanEvent {
+                event_id: format!("TICK-{day}"),
+                occurred_at: Utc.from_utc_datetime(&day.and_hms_opt(23, 0, 0).unwrap()),
+                body: LoanEventBody::BusinessDayClosed(schemas::BusinessDayClosed {
+                    business_date: day,
+                }),
+            })),
+        ));
+        offset += 1;
+        assert_eq!(
+            apply(&pool, &ctx, &batch).await,
+            refused,
+            "refusals on {day}"
+        );
+        reference.close_day(day, &current_pd);
+        compare(&pool, &reference, day, &current_pd).await;
+        days += 1;
     }
-    let last_day = last_day.unwrap();
+    assert!(days > 300, "{days} day-ends");
+    assert!(late > 50, "{late} payments delivered after their day-end");
 
-    // Loan by loan.
+    // Coverage: the book exercises the rules.
+    let mut classes_seen = BTreeSet::new();
+    let mut npa_loans = 0;
+    let mut reasons = BTreeSet::new();
+    for l in reference.loans.values() {
+        classes_seen.insert(l.reported.class.code());
+        if l.reported.class.is_npa() {
+            npa_loans += 1;
+        }
+    }
+    for t in &reference.transitions {
+        reasons.insert(t.reason.clone());
+    }
+    assert!(npa_loans > 10 || seed != 11, "{npa_loans} NPA loans");
+    assert!(classes_seen.len() >= 3, "{classes_seen:?}");
+    assert!(reasons.len() >= 4, "{reasons:?}");
+
+    // The history of every transition, with its reason.
+    let history: Vec<(String, NaiveDate, String, String, i16, i16, String)> = sqlx::query_as(
+        "SELECT loan_id::text, business_date, from_class, to_class, from_stage, to_stage, reason          FROM status_history ORDER BY business_date, loan_id, reason",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut expected: Vec<(String, NaiveDate, String, String, i16, i16, String)> = reference
+        .transitions
+        .iter()
+        .map(|t| {
+            (
+                t.loan_id.clone(),
+                t.date,
+                t.from_class.clone(),
+                t.to_class.clone(),
+                t.from_stage,
+                t.to_stage,
+                t.reason.clone(),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| (a.1, &a.0, &a.6).cmp(&(b.1, &b.0, &b.6)));
+    assert_eq!(history.len(), expected.len());
+    assert_eq!(history, expected);
+
+    // The summary reconciles with the loans.
+    let s = portfolio_aggregator::queries::summary(&pool, None)
+        .await
+        .unwrap();
+    let (outstanding, npa, provisions, ecl_total): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT coalesce(sum(outstanding_principal), 0)::int8, \
+           coalesce(sum(outstanding_principal) FILTER (WHERE state = 'ACTIVE' AND \
+             is_npa(asset_class)), 0)::int8, \
+           coalesce(sum(provision), 0)::int8, coalesce(sum(ecl), 0)::int8 FROM loan_status",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(s.outstanding, outstanding);
+    assert_eq!(s.npa_amount, npa);
+    assert_eq!(s.provisions, provisions);
+    assert_eq!(s.ecl, ecl_total);
+    assert_eq!(s.total_loans as usize, reference.loans.len());
+    pool.close().await;
+}
+
+/// Every loan's figures after the day-end of `day`, SQL against the reference.
+async fn compare(
+    pool: &PgPool,
+    reference: &Book,
+    day: NaiveDate,
+    current_pd: &dyn Fn(&Loan, NaiveDate) -> Option<f64>,
+) {
     type Row = (
         String,
         String,
@@ -243,18 +350,15 @@ async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
         i64,
     );
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT loan_id, asset_class, npa_since, dpd, arrears, outstanding_principal, stage, \
-               provision, ecl FROM loan_status ORDER BY loan_id",
+        "SELECT loan_id::text, asset_class, npa_since, dpd, arrears, outstanding_principal, \
+           stage, provision, ecl FROM loan_status ORDER BY loan_id",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(rows.len(), loans.len());
-    let mut npa_loans = 0;
-    let mut classes_seen = std::collections::BTreeSet::new();
-    for (id, class, since, dpd, arrears, outstanding, stage, provision, ecl_sql) in rows {
-        let l = &loans[&id];
-        let expected = figures(l, last_day, &domain, &decisions_of);
+    assert_eq!(rows.len(), reference.loans.len(), "loans on {day}");
+    for (id, class, since, dpd, arrears, outstanding, stage, provision, ecl) in rows {
+        let expected = reference.figures(&id, day, current_pd).unwrap();
         let got = Figures {
             class,
             npa_since: since,
@@ -263,201 +367,30 @@ async fn the_sql_day_end_agrees_with_risk_core_loan_by_loan() {
             outstanding,
             stage,
             provision,
-            ecl: ecl_sql,
+            ecl,
         };
-        assert_eq!(got, expected, "loan {id} on {last_day}");
-        if l.reported.class.is_npa() {
-            npa_loans += 1;
+        if got != expected {
+            let l = &reference.loans[&id];
+            panic!(
+                "loan {id} after the day-end of {day}:\n  sql:       {got:?}\n  reference: \
+                 {expected:?}\n  terms: {:?}\n  state: {:?}",
+                l.terms, l.state
+            );
         }
-        classes_seen.insert(got.class);
     }
-    assert!(
-        npa_loans > 10,
-        "the book must exercise NPA rules ({npa_loans} NPA loans)"
-    );
-    assert!(classes_seen.len() >= 5, "{classes_seen:?}");
-
-    // The history of every transition.
-    let history: Vec<(String, NaiveDate, String, String, i16, i16)> = sqlx::query_as(
-        "SELECT loan_id, business_date, from_class, to_class, from_stage, to_stage \
-         FROM status_history ORDER BY business_date, loan_id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    transitions.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-    assert_eq!(history.len(), transitions.len());
-    assert_eq!(history, transitions);
-
-    // The summary reconciles with the loans.
-    let s = portfolio_aggregator::queries::summary(&pool, None)
-        .await
-        .unwrap();
-    let (outstanding, npa, provisions, ecl_total): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(outstanding_principal), 0)::int8, \
-           coalesce(sum(outstanding_principal) FILTER (WHERE state = 'ACTIVE' AND asset_class IN \
-             ('SUBSTANDARD', 'D1', 'D2', 'D3', 'LOSS')), 0)::int8, \
-           coalesce(sum(provision), 0)::int8, coalesce(sum(ecl), 0)::int8 FROM loan_status",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(s.outstanding, outstanding);
-    assert_eq!(s.npa_amount, npa);
-    assert_eq!(s.provisions, provisions);
-    assert_eq!(s.ecl, ecl_total);
-    assert_eq!(s.total_loans as usize, loans.len());
-    let by_class = portfolio_aggregator::queries::npa_analysis(&pool, None)
-        .await
-        .unwrap()
-        .by_class;
-    assert_eq!(
-        by_class.iter().map(|g| g.outstanding).sum::<i64>(),
-        outstanding
-    );
-    pool.close().await;
 }
 
 fn pd_now(
-    l: &RefLoan,
+    l: &Loan,
     on: NaiveDate,
-    decisions_of: &HashMap<&str, Vec<(DateTime<Utc>, f64)>>,
+    decisions_of: &HashMap<String, Vec<(DateTime<Utc>, f64)>>,
 ) -> Option<f64> {
-    let from = Utc.from_utc_datetime(&l.disbursed_on.succ_opt()?.and_hms_opt(0, 0, 0)?);
+    let from = Utc.from_utc_datetime(&l.terms.disbursed_on.succ_opt()?.and_hms_opt(0, 0, 0)?);
     let to = Utc.from_utc_datetime(&on.succ_opt()?.and_hms_opt(0, 0, 0)?);
     decisions_of
-        .get(l.customer.as_str())?
+        .get(l.terms.customer_id.as_str())?
         .iter()
         .rev()
         .find(|(at, _)| *at >= from && *at < to)
         .map(|(_, pd)| *pd)
-}
-
-fn day_end(
-    loans: &mut BTreeMap<String, RefLoan>,
-    on: NaiveDate,
-    domain: &DomainSettings,
-    decisions_of: &HashMap<&str, Vec<(DateTime<Utc>, f64)>>,
-    transitions: &mut Vec<(String, NaiveDate, String, String, i16, i16)>,
-) {
-    let irac = &domain.irac;
-    // Loan-level states.
-    for l in loans.values_mut() {
-        if l.state != State::Active {
-            l.own = ClassState::STANDARD;
-            continue;
-        }
-        let del = delinquency(&l.schedule, &l.payments, on);
-        l.own = if l.own.class == AssetClass::Loss {
-            l.own
-        } else if let Some(loss) = l.loss_on.filter(|x| *x <= on) {
-            mark_loss(l.own, loss)
-        } else {
-            irac.classify(l.own, del.dpd, del.arrears, on)
-        };
-    }
-    // Borrower-wise.
-    let mut by_customer: HashMap<String, Vec<String>> = HashMap::new();
-    for (id, l) in loans.iter() {
-        if l.state == State::Active {
-            by_customer
-                .entry(l.customer.clone())
-                .or_default()
-                .push(id.clone());
-        }
-    }
-    for ids in by_customer.values() {
-        let states: Vec<ClassState> = ids.iter().map(|id| loans[id].own).collect();
-        let reported = irac.borrower_wise(&states, on);
-        for (id, r) in ids.iter().zip(reported) {
-            let l = loans.get_mut(id).unwrap();
-            let (prev_class, prev_stage) = (l.reported.class, l.stage);
-            l.reported = r;
-            let del = delinquency(&l.schedule, &l.payments, on);
-            l.stage = domain.ifrs9.stage(
-                del.dpd,
-                r.class.is_npa(),
-                pd_now(l, on, decisions_of),
-                l.origination_pd,
-            );
-            if prev_class != l.reported.class || prev_stage != l.stage {
-                transitions.push((
-                    id.clone(),
-                    on,
-                    prev_class.code().into(),
-                    l.reported.class.code().into(),
-                    prev_stage.number(),
-                    l.stage.number(),
-                ));
-            }
-        }
-    }
-    // Closed loans fall back to Standard, stage 1, once.
-    for (id, l) in loans.iter_mut() {
-        if l.state == State::Closed
-            && (l.reported.class != AssetClass::Standard || l.stage != Stage::One)
-        {
-            transitions.push((
-                id.clone(),
-                on,
-                l.reported.class.code().into(),
-                "STANDARD".into(),
-                l.stage.number(),
-                1,
-            ));
-            l.reported = ClassState::STANDARD;
-            l.stage = Stage::One;
-        }
-    }
-}
-
-fn figures(
-    l: &RefLoan,
-    on: NaiveDate,
-    domain: &DomainSettings,
-    decisions_of: &HashMap<&str, Vec<(DateTime<Utc>, f64)>>,
-) -> Figures {
-    let del = delinquency(&l.schedule, &l.payments, on);
-    let active = l.state == State::Active;
-    let outstanding = if active { del.outstanding_principal } else { 0 };
-    let accrued = if active && !l.reported.class.is_npa() {
-        del.arrears - del.arrears_principal
-    } else {
-        0
-    };
-    let due = l.schedule.iter().filter(|i| i.due_on <= on).count();
-    let remaining = u32::try_from(l.schedule.len() - due).unwrap();
-    let pd12 = pd_now(l, on, decisions_of)
-        .or(l.origination_pd)
-        .unwrap_or(0.0);
-    Figures {
-        class: l.reported.class.code().into(),
-        npa_since: l.reported.npa_since,
-        dpd: if active {
-            i32::try_from(del.dpd).unwrap()
-        } else {
-            0
-        },
-        arrears: if active { del.arrears } else { 0 },
-        outstanding,
-        stage: l.stage.number(),
-        provision: if active {
-            domain
-                .provisioning
-                .provision(l.reported.class, outstanding, l.collateral)
-        } else {
-            0
-        },
-        ecl: if active {
-            ecl(
-                l.stage,
-                pd12,
-                domain.lgd.lgd_bps(l.purpose, l.collateral > 0),
-                outstanding + accrued,
-                remaining,
-            )
-        } else {
-            0
-        },
-    }
 }

@@ -66,8 +66,8 @@ pub struct Allocation {
     pub to_interest: Minor,
     /// Paid to principal (instalments and prepayment).
     pub to_principal: Minor,
-    /// Of `to_principal`, a part-prepayment or the principal of a foreclosure beyond the
-    /// instalment it settled.
+    /// Of `to_principal`, a part-prepayment (principal no instalment of the recomputed schedule
+    /// holds; a foreclosure's principal is its last instalment's).
     pub prepaid: Minor,
     /// Beyond what the loan owed: owed back to the customer.
     pub surplus: Minor,
@@ -255,7 +255,6 @@ impl Cursor {
             let rest = self.outstanding;
             a.to_interest += accrued_due;
             a.to_principal += rest;
-            a.prepaid += (rest - (self.principal[k] - principal_paid_in_period)).max(0);
             left -= rest + accrued_due;
             // The schedule ends with this instalment, as charged.
             self.interest[k] = interest_paid_in_period + accrued_due;
