@@ -98,9 +98,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN ead > 0 THEN greatest(remaining_months, min_horizon)
                 ELSE remaining_months END AS months
   )
-  SELECT round((CASE stage WHEN 1 THEN pd_ppb(lifetime_pd(pd_12m, least(12, h.months)))
-                           WHEN 2 THEN pd_ppb(lifetime_pd(pd_12m, h.months))
-                           ELSE 1000000000 END)::numeric
+  SELECT round((CASE WHEN stage = 1 AND h.months >= 12 THEN pd_ppb(pd_12m)
+                     WHEN stage = 1 THEN pd_ppb(lifetime_pd(pd_12m, h.months))
+                     WHEN stage = 2 THEN pd_ppb(lifetime_pd(pd_12m, h.months))
+                     ELSE 1000000000 END)::numeric
                * lgd_bps * greatest(ead, 0) / 10000000000000)::int8
   FROM h
 $$;

@@ -272,8 +272,8 @@ impl Cursor {
             a.rescheduled = true;
             return Ok(a);
         }
-        // 3. The instalment of the running period.
-        if start <= paid_on {
+        // 3. The instalment of the running period (which starts the day after a due date).
+        if start < paid_on {
             left -= self.pay_next(left, paid_on, &mut a);
         }
         if left == 0 {

@@ -100,7 +100,8 @@ impl Ifrs9Settings {
     pub fn ecl_pd_ppb(&self, stage: Stage, pd_12m: f64, remaining_months: u32, ead: Minor) -> i64 {
         let h = self.horizon(remaining_months, ead);
         match stage {
-            Stage::One => pd_ppb(lifetime_pd(pd_12m, h.min(12))),
+            Stage::One if h >= 12 => pd_ppb(pd_12m),
+            Stage::One => pd_ppb(lifetime_pd(pd_12m, h)),
             Stage::Two => pd_ppb(lifetime_pd(pd_12m, h)),
             Stage::Three => 1_000_000_000,
         }
