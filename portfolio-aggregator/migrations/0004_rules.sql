@@ -42,6 +42,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT security > 0 AND security::numeric * 10 > greatest(exposure, 0)
 $$;
 
+-- Loss given default (basis points) by product and security.
+CREATE FUNCTION lgd_bps(purpose text, security bigint, exposure bigint, home_bps bigint,
+                        auto_bps bigint, gold_bps bigint, other_secured_bps bigint,
+                        unsecured_bps bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN NOT is_secured(security, exposure) THEN unsecured_bps
+              WHEN purpose = 'home' THEN home_bps WHEN purpose = 'auto' THEN auto_bps
+              WHEN purpose = 'gold' THEN gold_bps ELSE other_secured_bps END
+$$;
+
 -- Interest on `principal` at `rate_bps` for `days`, actual/365, half away from zero.
 CREATE FUNCTION accrued_interest(principal bigint, rate_bps integer, days integer) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -49,31 +59,35 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
               ELSE round(principal::numeric * rate_bps * days / 3650000)::int8 END
 $$;
 
+-- The part of an exposure its security covers: none unless the exposure is secured.
+CREATE FUNCTION secured_portion(security bigint, exposure bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN is_secured(security, exposure)
+              THEN least(greatest(security, 0), greatest(exposure, 0)) ELSE 0 END
+$$;
+
 -- IRAC provision of a loan (rates in basis points), half away from zero on each portion.
+-- Every function here is one expression, so PostgreSQL inlines it into the day-end's plan.
 CREATE FUNCTION provision(asset_class text, outstanding bigint, security bigint,
                           standard_bps bigint, substandard_bps bigint,
                           substandard_unsecured_bps bigint, d1_bps bigint, d2_bps bigint,
                           d3_bps bigint, doubtful_unsecured_bps bigint, loss_bps bigint)
 RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  WITH x AS (
-    SELECT greatest(outstanding, 0) AS o,
-           CASE WHEN is_secured(security, outstanding)
-                THEN least(greatest(security, 0), greatest(outstanding, 0)) ELSE 0 END AS sec,
-           is_secured(security, outstanding) AS secured
-  )
   SELECT (CASE
-    WHEN asset_class IN ('STANDARD', 'SMA0', 'SMA1', 'SMA2') THEN round(o::numeric * standard_bps / 10000)
-    WHEN asset_class = 'SUBSTANDARD' AND secured THEN round(o::numeric * substandard_bps / 10000)
-    WHEN asset_class = 'SUBSTANDARD' THEN round(o::numeric * substandard_unsecured_bps / 10000)
-    WHEN asset_class = 'D1' THEN round(sec::numeric * d1_bps / 10000)
-      + round((o - sec)::numeric * doubtful_unsecured_bps / 10000)
-    WHEN asset_class = 'D2' THEN round(sec::numeric * d2_bps / 10000)
-      + round((o - sec)::numeric * doubtful_unsecured_bps / 10000)
-    WHEN asset_class = 'D3' THEN round(sec::numeric * d3_bps / 10000)
-      + round((o - sec)::numeric * doubtful_unsecured_bps / 10000)
-    ELSE round(o::numeric * loss_bps / 10000) END)::int8
-  FROM x
+    WHEN asset_class IN ('STANDARD', 'SMA0', 'SMA1', 'SMA2')
+      THEN round(greatest(outstanding, 0)::numeric * standard_bps / 10000)
+    WHEN asset_class = 'SUBSTANDARD' AND is_secured(security, outstanding)
+      THEN round(greatest(outstanding, 0)::numeric * substandard_bps / 10000)
+    WHEN asset_class = 'SUBSTANDARD'
+      THEN round(greatest(outstanding, 0)::numeric * substandard_unsecured_bps / 10000)
+    WHEN asset_class IN ('D1', 'D2', 'D3')
+      THEN round(secured_portion(security, outstanding)::numeric
+                 * CASE asset_class WHEN 'D1' THEN d1_bps WHEN 'D2' THEN d2_bps ELSE d3_bps END
+                 / 10000)
+         + round((greatest(outstanding, 0) - secured_portion(security, outstanding))::numeric
+                 * doubtful_unsecured_bps / 10000)
+    ELSE round(greatest(outstanding, 0)::numeric * loss_bps / 10000) END)::int8
 $$;
 
 -- A PD in parts per billion: floor(PD·1e9 + 0.5), in double precision as risk_core does.
@@ -89,21 +103,26 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                            months::float8 / 12::float8)
 $$;
 
--- ECL = PD × LGD × EAD: Stage 1 over min(12, horizon) months, Stage 2 over the horizon,
--- Stage 3 PD 1; the horizon is the months left, at least `min_horizon` while EAD > 0.
+-- Months of the ECL horizon: the months left, at least `min_horizon` while there is exposure.
+CREATE FUNCTION ecl_horizon(remaining_months integer, ead bigint, min_horizon integer)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN ead > 0 THEN greatest(remaining_months, min_horizon)
+              ELSE remaining_months END
+$$;
+
+-- ECL = PD × LGD × EAD: Stage 1 over min(12, horizon) months (the 12-month PD itself from 12
+-- on), Stage 2 over the horizon, Stage 3 PD 1.
 CREATE FUNCTION ecl(stage integer, pd_12m double precision, lgd_bps bigint, ead bigint,
                     remaining_months integer, min_horizon integer) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  WITH h AS (
-    SELECT CASE WHEN ead > 0 THEN greatest(remaining_months, min_horizon)
-                ELSE remaining_months END AS months
-  )
-  SELECT round((CASE WHEN stage = 1 AND h.months >= 12 THEN pd_ppb(pd_12m)
-                     WHEN stage = 1 THEN pd_ppb(lifetime_pd(pd_12m, h.months))
-                     WHEN stage = 2 THEN pd_ppb(lifetime_pd(pd_12m, h.months))
-                     ELSE 1000000000 END)::numeric
-               * lgd_bps * greatest(ead, 0) / 10000000000000)::int8
-  FROM h
+  SELECT round((CASE
+      WHEN stage = 1 AND ecl_horizon(remaining_months, ead, min_horizon) >= 12
+        THEN pd_ppb(pd_12m)
+      WHEN stage IN (1, 2)
+        THEN pd_ppb(lifetime_pd(pd_12m, ecl_horizon(remaining_months, ead, min_horizon)))
+      ELSE 1000000000 END)::numeric
+    * lgd_bps * greatest(ead, 0) / 10000000000000)::int8
 $$;
 
 -- Written-off loans keep the arrears they were written off with until recovered: a write-off
@@ -111,6 +130,12 @@ $$;
 ALTER TABLE loan_status
     ADD COLUMN unrecovered_arrears bigint NOT NULL DEFAULT 0 CHECK (unrecovered_arrears >= 0);
 ALTER TABLE loan_status DROP COLUMN own_npa_since;
+
+-- What the last day-end's ECL was computed on: the exposure and the instalments left to fall
+-- due (the stress test re-prices the same ECL under shocks).
+ALTER TABLE loan_status
+    ADD COLUMN ead bigint NOT NULL DEFAULT 0 CHECK (ead >= 0),
+    ADD COLUMN remaining_months integer NOT NULL DEFAULT 0 CHECK (remaining_months >= 0);
 
 -- Why a class or stage changed.
 ALTER TABLE status_history

@@ -249,6 +249,7 @@ base0 AS (
   ) cp ON true
   WHERE s.state = 'ACTIVE' OR s.dpd > 0 OR s.provision > 0 OR s.ecl > 0
      OR s.accrued_interest > 0 OR s.interest_suspended > 0 OR s.unrecovered_arrears > 0
+     OR s.ead > 0
      OR (s.state = 'CLOSED' AND (s.asset_class <> 'STANDARD' OR s.stage <> 1))
 ),
 base AS (
@@ -329,9 +330,8 @@ stg AS (
       AS accrued_since_due,
     greatest(c.instalments - c.due_count, 0) AS remaining,
     least(greatest(coalesce(c.current_pd, c.origination_pd, 0), 0), 1) AS pd12,
-    CASE WHEN NOT is_secured(c.security, c.outstanding) THEN p.unsecured_lgd ELSE CASE c.purpose
-      WHEN 'home' THEN p.home_lgd WHEN 'auto' THEN p.auto_lgd WHEN 'gold' THEN p.gold_lgd
-      ELSE p.other_lgd END END AS lgd
+    lgd_bps(c.purpose, c.security, c.outstanding, p.home_lgd, p.auto_lgd, p.gold_lgd,
+      p.other_lgd, p.unsecured_lgd) AS lgd
   FROM cls c CROSS JOIN p
 ),
 fin AS (
@@ -342,6 +342,8 @@ fin AS (
     CASE WHEN s.state <> 'ACTIVE' THEN 0
       ELSE ecl(s.stage, s.pd12, s.lgd, s.outstanding + s.accrued_interest + s.accrued_since_due,
         s.remaining, p.min_h) END AS ecl,
+    CASE WHEN s.state <> 'ACTIVE' THEN 0
+      ELSE s.outstanding + s.accrued_interest + s.accrued_since_due END AS ead,
     ((extract(year FROM $1::date) - extract(year FROM s.vintage)) * 12
       + extract(month FROM $1::date) - extract(month FROM s.vintage))::int AS mob,
     CASE WHEN s.state = 'CLOSED' THEN 'closed'
@@ -378,18 +380,20 @@ upd AS (
     arrears_interest = f.arrears_interest, accrued_interest = f.accrued_interest,
     interest_suspended = f.interest_suspended,
     asset_class = f.class, npa_since = f.npa_since, stage = f.stage,
-    current_pd = f.current_pd, provision = f.provision, ecl = f.ecl,
+    current_pd = f.current_pd, provision = f.provision, ecl = f.ecl, ead = f.ead,
+    remaining_months = f.remaining,
     first_dpd30_on = coalesce(s.first_dpd30_on, CASE WHEN f.dpd > 30 THEN $1::date END),
     first_dpd60_on = coalesce(s.first_dpd60_on, CASE WHEN f.dpd > 60 THEN $1::date END),
     first_dpd90_on = coalesce(s.first_dpd90_on, CASE WHEN f.dpd > 90 THEN $1::date END)
   FROM fin f
   WHERE s.loan_id = f.loan_id
     AND (s.dpd, s.arrears, s.arrears_interest, s.accrued_interest, s.interest_suspended,
-         s.asset_class, s.npa_since, s.stage, s.current_pd, s.provision, s.ecl)
+         s.asset_class, s.npa_since, s.stage, s.current_pd, s.provision, s.ecl, s.ead,
+         s.remaining_months)
       IS DISTINCT FROM
         (f.dpd, CASE WHEN f.state = 'ACTIVE' THEN f.arrears ELSE 0 END, f.arrears_interest,
          f.accrued_interest, f.interest_suspended, f.class, f.npa_since, f.stage, f.current_pd,
-         f.provision, f.ecl)
+         f.provision, f.ecl, f.ead, f.remaining)
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM fin) AS "aged!", (SELECT count(*) FROM upd) AS "changed!",

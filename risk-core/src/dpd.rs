@@ -241,12 +241,7 @@ impl Cursor {
         let start = self.current_period_start();
         let interest_paid_in_period = self.paid.min(self.interest[self.at]);
         let principal_paid_in_period = self.paid - interest_paid_in_period;
-        let accrued = accrued_interest(
-            self.outstanding + principal_paid_in_period,
-            self.rate,
-            (paid_on - start).num_days(),
-        );
-        let accrued_due = (accrued - interest_paid_in_period).max(0);
+        let accrued_due = self.accrued_due(paid_on);
         if left >= self.outstanding + accrued_due {
             if self.beyond > 0 {
                 return Err(NeedsRest);
@@ -303,6 +298,45 @@ impl Cursor {
             a.closed = true;
         }
         Ok(a)
+    }
+
+    /// Interest accrued on the outstanding principal from the start of the next unpaid
+    /// instalment's period to `on` (actual/365), less the interest already paid into it.
+    fn accrued_due(&self, on: NaiveDate) -> Minor {
+        let Some(&interest) = self.interest.get(self.at) else {
+            return 0;
+        };
+        let interest_paid = self.paid.min(interest);
+        let principal_paid = self.paid - interest_paid;
+        let accrued = accrued_interest(
+            self.outstanding + principal_paid,
+            self.rate,
+            (on - self.current_period_start()).num_days(),
+        );
+        (accrued - interest_paid).max(0)
+    }
+
+    /// What a payment on `on` must bring to close the loan: everything due on or before `on`,
+    /// then the outstanding principal and the interest accrued since the last due date.
+    pub fn payoff(&self, on: NaiveDate) -> Result<Minor, NeedsRest> {
+        let mut c = self.clone();
+        let mut a = Allocation::default();
+        let mut total = 0;
+        loop {
+            match c.next_due() {
+                Some(due) if due <= on => {
+                    let owed = c.owed_now();
+                    total += c.pay_next(owed, on, &mut a);
+                }
+                Some(_) => break,
+                None if c.beyond > 0 => return Err(NeedsRest),
+                None => return Ok(total),
+            }
+        }
+        if c.beyond > 0 {
+            return Err(NeedsRest);
+        }
+        Ok(total + c.outstanding + c.accrued_due(on))
     }
 
     fn truncate(&mut self, len: usize) {
@@ -457,6 +491,11 @@ impl Ledger {
     pub fn is_closed(&self) -> bool {
         self.cursor.is_closed()
     }
+
+    /// What a payment on `on` must bring to close the loan (a foreclosure).
+    pub fn payoff(&self, on: NaiveDate) -> Minor {
+        self.cursor.payoff(on).unwrap_or_default()
+    }
 }
 
 /// DPD on `as_of` of `payments` (applied in value-date order; those dated after `as_of` are
@@ -533,6 +572,24 @@ mod tests {
         let q = |on| delinquency(&s, rate(), d(2025, 12, 31), &paid, on).dpd;
         assert_eq!(q(d(2026, 2, 9)), 10);
         assert_eq!(q(d(2026, 2, 10)), 0);
+    }
+
+    #[test]
+    fn the_payoff_quote_closes_the_loan_to_the_paisa() {
+        let s = schedule(12_000_000, rate(), 12, d(2026, 3, 31));
+        let mut l = Ledger::new(&s, rate(), d(2026, 2, 28), PrepaymentMode::default());
+        l.pay(1_066_186, d(2026, 3, 31));
+        // ₹1,10,538.14 principal + 15 days at 12% (₹545.12).
+        assert_eq!(l.payoff(d(2026, 4, 15)), 11_108_326);
+        let mut short = l.clone();
+        let a = short.pay(11_108_325, d(2026, 4, 15));
+        assert!(!a.closed && !short.is_closed());
+        let a = l.pay(11_108_326, d(2026, 4, 15));
+        assert!(a.closed && l.is_closed());
+        assert_eq!(
+            (a.to_interest, a.to_principal, a.surplus),
+            (54_512, 11_053_814, 0)
+        );
     }
 
     #[test]

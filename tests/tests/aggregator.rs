@@ -258,7 +258,7 @@ async fn the_rbi_worked_example_played_through_kafka_classifies_day_by_day() {
         (d(2025, 4, 30), "SMA0", "SMA1"),
         (d(2025, 5, 30), "SMA1", "SMA2"),
         (d(2025, 6, 29), "SMA2", "SUBSTANDARD"),
-        (d(2026, 6, 30), "SUBSTANDARD", "D1"),
+        (d(2026, 6, 29), "SUBSTANDARD", "D1"),
     ];
     let got: Vec<(NaiveDate, &str, &str)> = history
         .iter()
@@ -292,7 +292,14 @@ async fn the_rbi_worked_example_played_through_kafka_classifies_day_by_day() {
 
     // A partial payment of the arrears does not upgrade.
     let payments_so_far: Vec<Payment> = Vec::new();
-    let arrears = delinquency(&sched, &payments_so_far, d(2026, 7, 4)).arrears;
+    let arrears = delinquency(
+        &sched,
+        RateBps::parse(rate).unwrap(),
+        d(2025, 3, 1),
+        &payments_so_far,
+        d(2026, 7, 4),
+    )
+    .arrears;
     h.event(
         "PAY-A-1",
         LoanEventBody::PaymentReceived(PaymentReceived {
@@ -316,7 +323,14 @@ async fn the_rbi_worked_example_played_through_kafka_classifies_day_by_day() {
         amount: arrears / 2,
         paid_on: d(2026, 7, 4),
     }];
-    let rest = delinquency(&sched, &paid, d(2026, 7, 5)).arrears;
+    let rest = delinquency(
+        &sched,
+        RateBps::parse(rate).unwrap(),
+        d(2025, 3, 1),
+        &paid,
+        d(2026, 7, 5),
+    )
+    .arrears;
     h.event(
         "PAY-A-2",
         LoanEventBody::PaymentReceived(PaymentReceived {

@@ -48,22 +48,21 @@ pub async fn stress_test(edge: Arc<Edge>, _who: Principal, body: serde_json::Val
     }
     let base = queries::summary(&edge.pool, None).await?;
     let l = &edge.domain.lgd;
+    // The day-end's own ECL function on the exposure and months left it stored, so an
+    // unshocked run reproduces the day-end's ECL to the paisa.
     let r = sqlx::query(
         "WITH b AS ( \
-           SELECT s.outstanding_principal AS out, s.accrued_interest AS ai, s.stage, \
-             s.asset_class IN ('SUBSTANDARD', 'D1', 'D2', 'D3', 'LOSS') AS npa, \
+           SELECT s.outstanding_principal AS out, s.ead, s.remaining_months, s.stage, \
+             is_npa(s.asset_class) AS npa, \
              least(1, greatest(0, coalesce(s.current_pd, l.origination_pd, 0)) * $1) AS pd, \
              l.origination_pd AS opd, \
-             least(10000, (CASE WHEN coalesce(l.collateral_value, 0) <= 0 THEN $3 \
-               ELSE CASE l.purpose WHEN 'home' THEN $4 WHEN 'auto' THEN $5 WHEN 'gold' THEN $6 \
-               ELSE $7 END END) + $2)::float8 / 10000 AS lgd, \
-             greatest(0, (l.maturity_on - $8::date))::float8 / 30.4375 AS rem \
+             least(10000, lgd_bps(l.purpose, greatest(coalesce(l.collateral_value, 0), 0), \
+               s.outstanding_principal, $4, $5, $6, $7, $3) + $2) AS lgd \
            FROM loan_status s JOIN loans l USING (loan_id) WHERE s.state = 'ACTIVE'), \
          st AS (SELECT b.*, CASE WHEN stage = 3 OR npa THEN 3 \
-             WHEN stage = 2 OR (opd > 0 AND pd >= $9 * opd) THEN 2 ELSE 1 END AS sstage FROM b) \
+             WHEN stage = 2 OR (opd > 0 AND pd >= $8 * opd) THEN 2 ELSE 1 END AS sstage FROM b) \
          SELECT count(*), coalesce(sum(out), 0)::int8, \
-           coalesce(round(sum((CASE sstage WHEN 1 THEN pd \
-             WHEN 2 THEN 1 - power(1 - pd, rem / 12) ELSE 1 END) * lgd * (out + ai))), 0)::int8, \
+           coalesce(sum(ecl(sstage, pd, lgd, ead, remaining_months, $9)), 0)::int8, \
            count(*) FILTER (WHERE sstage = 2 AND stage = 1), \
            coalesce(sum(out) FILTER (WHERE npa), 0)::int8, \
            coalesce(round(sum(pd * out) FILTER (WHERE NOT npa)), 0)::int8, \
@@ -78,8 +77,8 @@ pub async fn stress_test(edge: Arc<Edge>, _who: Principal, body: serde_json::Val
     .bind(l.auto_bps)
     .bind(l.gold_bps)
     .bind(l.other_secured_bps)
-    .bind(base.business_date)
     .bind(edge.domain.ifrs9.pd_ratio_trigger)
+    .bind(i32::try_from(edge.domain.ifrs9.min_horizon_months).unwrap_or(i32::MAX))
     .fetch_one(&edge.pool)
     .await?;
     let g = |i: usize| -> Result<i64, sqlx::Error> { r.try_get::<i64, _>(i) };
@@ -108,7 +107,7 @@ pub async fn stress_test(edge: Arc<Edge>, _who: Principal, body: serde_json::Val
         },
         "method": "shocked 12-month PD = min(1, PD × pd_multiplier) per open loan (current PD, \
                    else origination PD); LGD + lgd_add_bps; stage 2 when the shocked PD reaches \
-                   the PD-ratio trigger; ECL = PD(12m or lifetime) × LGD × EAD; expected new NPA \
+                   the PD-ratio trigger; ECL = the day-end's ecl() on the exposure and months left of the last day-end; expected new NPA \
                    = Σ shocked PD × outstanding of performing loans",
     }))
 }

@@ -355,16 +355,16 @@ fn run_action(
                     tally.prepayments += 1;
                     loan.owed_with_next(ahead)
                 }
-                Action::Foreclose => loan.remaining_schedule(),
+                // Principal, interest accrued to the day and anything overdue.
+                Action::Foreclose => loan.ledger.payoff(day),
                 _ => owed,
             };
             if amount > 0 {
+                loan.pay(amount, day);
                 if action == Action::Foreclose {
-                    // Bill everything left so the schedule and the payment reconcile.
-                    loan.bill_remaining();
+                    loan.settle();
                     tally.foreclosures += 1;
                 }
-                loan.pay(amount, day);
                 ids.payment += 1;
                 let event = LoanEvent {
                     event_id: ids.event(),

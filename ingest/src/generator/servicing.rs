@@ -5,16 +5,19 @@
 //! window; everyone else pays, sometimes late or partly, never 90 days late inside it. After
 //! the window, performing loans keep a monthly hazard of PD/12. Defaulters sometimes pay part
 //! of their arrears, sometimes cure (pay everything), else are written off a year after they
-//! stop paying, some later marked as loss. Performing loans may foreclose, settling the rest of
-//! the schedule (the unearned interest is the foreclosure charge).
+//! stop paying, some later marked as loss. Performing loans may foreclose, paying the principal,
+//! the interest accrued to the day and anything overdue (the book's payoff quote), or prepay
+//! part of the principal, after which the instalments follow from the lower balance (EMI kept,
+//! tenure shortened), as the book reschedules them.
 
 use std::collections::VecDeque;
 
 use chrono::{Duration, Months, NaiveDate};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use risk_core::dpd::{Ledger, PrepaymentMode};
 use risk_core::money::{Minor, RateBps};
-use risk_core::schedule::{due_date, emi, monthly_interest};
+use risk_core::schedule::{due_date, emi, monthly_interest, schedule};
 
 use super::settings::GeneratorSettings;
 
@@ -47,7 +50,7 @@ pub enum Action {
     Pay(Minor),
     /// Pay everything billed plus the next `n` instalments in advance (a part-prepayment).
     Prepay(u32),
-    /// Settle the whole remaining schedule.
+    /// Pay the loan off: principal, interest accrued to the day and anything overdue.
     Foreclose,
     /// End of the 12-month performance window: the outcome is known.
     WindowEnd,
@@ -100,6 +103,8 @@ pub struct Loan {
     pub written_off: bool,
     /// Paid in advance of instalments not yet billed; applied as they are billed.
     pub credit: Minor,
+    /// The loan's account as the book keeps it (payoff quotes for foreclosures).
+    pub ledger: Ledger,
 }
 
 /// Latest day an instalment can first be missed so that DPD > 90 falls inside 12 months.
@@ -152,6 +157,12 @@ impl Loan {
             outcome_counted: false,
             written_off: false,
             credit: 0,
+            ledger: Ledger::new(
+                &schedule(terms.amount, rate, tenure, first_due),
+                rate,
+                on,
+                PrepaymentMode::ReduceTenure,
+            ),
         }
     }
 
@@ -239,9 +250,19 @@ impl Loan {
                 self.unpaid.pop_front();
             }
         }
-        // Beyond what is billed: paid in advance, applied to the next instalments.
-        self.credit += left;
+        // Beyond what is billed: a part-prepayment, off the principal at once; the instalments
+        // still to bill follow from the lower balance (EMI kept, tenure shortened).
+        let prepaid = left.min(self.sched_balance);
+        self.sched_balance -= prepaid;
+        self.credit += left - prepaid;
+        self.ledger.pay(amount, on);
         amount
+    }
+
+    /// A foreclosure was paid: nothing is owed or billed any more.
+    pub fn settle(&mut self) {
+        self.unpaid.clear();
+        self.sched_balance = 0;
     }
 
     /// Add the next instalment to what is owed (less any advance credit); returns its
@@ -258,13 +279,6 @@ impl Loan {
         self.sched_balance -= principal;
         self.next_seq += 1;
         (seq, due)
-    }
-
-    /// Bill every instalment left at once (a foreclosure settles them all).
-    pub fn bill_remaining(&mut self) {
-        while self.next_seq <= self.tenure && self.sched_balance > 0 {
-            self.push_next();
-        }
     }
 
     /// Bill the next instalment and decide how it will be paid; returns the actions to
