@@ -131,11 +131,12 @@ ALTER TABLE loan_status
     ADD COLUMN unrecovered_arrears bigint NOT NULL DEFAULT 0 CHECK (unrecovered_arrears >= 0);
 ALTER TABLE loan_status DROP COLUMN own_npa_since;
 
--- What the last day-end's ECL was computed on: the exposure and the instalments left to fall
--- due (the stress test re-prices the same ECL under shocks).
+-- What the last day-end's ECL was computed on: the exposure, the LGD and the instalments left
+-- to fall due (the stress test re-prices the same ECL under shocks).
 ALTER TABLE loan_status
     ADD COLUMN ead bigint NOT NULL DEFAULT 0 CHECK (ead >= 0),
-    ADD COLUMN remaining_months integer NOT NULL DEFAULT 0 CHECK (remaining_months >= 0);
+    ADD COLUMN remaining_months integer NOT NULL DEFAULT 0 CHECK (remaining_months >= 0),
+    ADD COLUMN lgd_bps bigint NOT NULL DEFAULT 0 CHECK (lgd_bps BETWEEN 0 AND 10000);
 
 -- Why a class or stage changed.
 ALTER TABLE status_history
@@ -184,3 +185,20 @@ LEFT JOIN (
     FROM payments p CROSS JOIN LATERAL generate_series(p.settled_from, p.settled_to) AS g(seq)
     WHERE p.settled_from IS NOT NULL
 ) st ON st.loan_id = s.loan_id AND st.seq = x.seq;
+
+-- A payment counts from its own date, or from the day after the last closed day when it
+-- arrives after its date's day-end: both dates are kept, and the repayment counters are by the
+-- date a payment counts from, so a closed day's figures never change.
+ALTER TABLE payments ADD COLUMN counted_on date;
+UPDATE payments SET counted_on = paid_on;
+ALTER TABLE payments ALTER COLUMN counted_on SET NOT NULL,
+    ADD CHECK (counted_on >= paid_on);
+ALTER TABLE repayment_daily RENAME COLUMN paid_on TO counted_on;
+
+-- Money received on a written-off loan is a recovery, not a surplus owed to the customer.
+ALTER TABLE payments ADD COLUMN recovery bigint NOT NULL DEFAULT 0 CHECK (recovery >= 0);
+ALTER TABLE payments DROP CONSTRAINT payments_check;
+ALTER TABLE payments ADD CONSTRAINT payments_parts
+    CHECK (to_interest + to_principal + surplus + recovery = amount);
+ALTER TABLE loan_status ADD COLUMN recovered bigint NOT NULL DEFAULT 0 CHECK (recovered >= 0);
+ALTER TABLE repayment_daily ADD COLUMN recovered bigint NOT NULL DEFAULT 0;

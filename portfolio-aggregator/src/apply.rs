@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use risk_core::dpd::{Allocation, Cursor, NeedsRest, PrepaymentMode};
+use risk_core::dpd::{Allocation, Cursor, NeedsRest, PrepaymentMode, MAX_PAYMENT};
 use risk_core::money::RateBps;
 use risk_core::schedule::schedule;
 use risk_core::settings::DomainSettings;
@@ -596,6 +596,9 @@ async fn apply_events(
     .await?;
     let mut disbursals = Vec::new();
     let mut payments = Vec::new();
+    // Payments of a loan after its write-off in the same batch: applied after the write-off.
+    let mut after_write_off = Vec::new();
+    let mut written_off: HashSet<&str> = HashSet::new();
     let mut write_offs = Vec::new();
     let mut losses = Vec::new();
     for (i, e) in candidates {
@@ -608,16 +611,25 @@ async fn apply_events(
         }
         match &e.body {
             LoanEventBody::LoanDisbursed(d) => disbursals.push((i, d)),
+            LoanEventBody::PaymentReceived(p) if written_off.contains(p.loan_id.as_str()) => {
+                after_write_off.push((i, p));
+            }
             LoanEventBody::PaymentReceived(p) => payments.push((i, p)),
-            LoanEventBody::LoanWrittenOff(a) => write_offs.push((i, a)),
+            LoanEventBody::LoanWrittenOff(a) => {
+                written_off.insert(a.loan_id.as_str());
+                write_offs.push((i, a));
+            }
             LoanEventBody::LoanMarkedLoss(a) => losses.push((i, a)),
             LoanEventBody::BusinessDayClosed(_) => {}
         }
     }
-    out.applied += disbursals.len() + payments.len() + write_offs.len() + losses.len();
+    out.applied +=
+        disbursals.len() + payments.len() + after_write_off.len() + write_offs.len() + losses.len();
+    // Each loan's payments and write-off keep their order in the stream.
     disburse(tx, &disbursals, out).await?;
     receive_payments(tx, &payments, last_closed, mode, out).await?;
     write_off(tx, &write_offs, last_closed, out).await?;
+    receive_payments(tx, &after_write_off, last_closed, mode, out).await?;
     mark_loss(tx, &losses, out).await?;
     Ok(ticks)
 }
@@ -810,6 +822,8 @@ fn slice_bound(n: usize) -> i32 {
 #[derive(Debug, Clone)]
 struct Stored {
     cursor: Cursor,
+    /// Money received on it is a recovery.
+    written_off: bool,
 }
 
 /// The cursors of `loans` (each with the total its payments bring, `totals`), with the
@@ -822,7 +836,7 @@ async fn cursors_of(
     mode: PrepaymentMode,
 ) -> Result<HashMap<String, Stored>, sqlx::Error> {
     Ok(sqlx::query!(
-        "SELECT s.loan_id, s.next_unpaid_seq, s.next_unpaid_paid, \
+        "SELECT s.loan_id, s.state, s.next_unpaid_seq, s.next_unpaid_paid, \
            s.outstanding_principal, l.disbursed_on, l.interest_rate_bps, l.emi, \
            cardinality(sc.due_on) AS \"length?\", \
            coalesce(sc.due_on[s.next_unpaid_seq - 1], l.disbursed_on) AS \"period_start!\", \
@@ -889,7 +903,13 @@ async fn cursors_of(
                 mode,
             },
         };
-        (r.loan_id, Stored { cursor })
+        (
+            r.loan_id,
+            Stored {
+                cursor,
+                written_off: r.state == "WRITTEN_OFF",
+            },
+        )
     })
     .collect())
 }
@@ -949,8 +969,11 @@ async fn receive_payments(
         };
         let refused = if known.contains(&p.payment_id) || !seen_ids.insert(p.payment_id.as_str()) {
             Some(reject("conflict", "payment_id is already booked"))
-        } else if p.amount <= 0 {
-            Some(reject("invalid_amount", "amount must be positive"))
+        } else if p.amount <= 0 || p.amount > MAX_PAYMENT {
+            Some(reject(
+                "invalid_amount",
+                "amount must be positive and at most 10^15 paise",
+            ))
         } else {
             match disbursed.get(&p.loan_id) {
                 None => Some(reject("unknown_loan", "no disbursed loan has this loan_id")),
@@ -984,7 +1007,7 @@ async fn receive_payments(
         .execute(&mut *tx)
         .await?;
     }
-    book_payments(tx, &now, mode).await
+    book_payments(tx, &now, last_closed, mode).await
 }
 
 fn cursor_bug(e: NeedsRest) -> sqlx::Error {
@@ -997,6 +1020,7 @@ fn cursor_bug(e: NeedsRest) -> sqlx::Error {
 async fn book_payments(
     tx: &mut PgConnection,
     accepted: &[&PaymentReceived],
+    last_closed: Option<NaiveDate>,
     mode: PrepaymentMode,
 ) -> Result<(), sqlx::Error> {
     if accepted.is_empty() {
@@ -1039,19 +1063,25 @@ async fn book_payments(
     // Allocate in order.
     let mut pay = PaymentRows::default();
     let mut loan_delta: BTreeMap<&str, Delta> = BTreeMap::new();
-    let mut daily: BTreeMap<NaiveDate, [i64; 7]> = BTreeMap::new();
+    let mut daily: BTreeMap<NaiveDate, [i64; 8]> = BTreeMap::new();
     for p in accepted {
         let Some(stored) = cursors.get_mut(&p.loan_id) else {
             continue;
         };
-        let a = stored
+        let mut a = stored
             .cursor
             .allocate(p.amount, p.paid_on)
             .map_err(cursor_bug)?;
+        let recovery = if stored.written_off {
+            std::mem::take(&mut a.surplus)
+        } else {
+            0
+        };
+        let counted_on = counted_on(last_closed, p.paid_on);
         let settled = a
             .settled
             .map_or(0, |(from, to)| i64::from(to) - i64::from(from) + 1);
-        pay.push(p, &a);
+        pay.push(p, &a, recovery, counted_on);
         let e = loan_delta.entry(p.loan_id.as_str()).or_insert(Delta {
             last: p.paid_on,
             ..Delta::default()
@@ -1059,10 +1089,11 @@ async fn book_payments(
         e.principal += a.to_principal;
         e.interest += a.to_interest;
         e.surplus += a.surplus;
+        e.recovered += recovery;
         e.prepaid += a.prepaid;
         e.rescheduled |= a.rescheduled;
         e.last = e.last.max(p.paid_on);
-        let d = daily.entry(p.paid_on).or_default();
+        let d = daily.entry(counted_on).or_default();
         d[0] += 1;
         d[1] += p.amount;
         d[2] += a.to_interest;
@@ -1070,6 +1101,7 @@ async fn book_payments(
         d[4] += a.surplus;
         d[5] += settled;
         d[6] += a.on_time;
+        d[7] += recovery;
     }
     pay.insert(tx).await?;
 
@@ -1099,8 +1131,8 @@ async fn book_payments(
         "UPDATE loan_status s SET outstanding_principal = s.outstanding_principal - u.pp, \
            paid_principal = s.paid_principal + u.pp, paid_interest = s.paid_interest + u.pi, \
            prepaid_principal = s.prepaid_principal + u.pre, surplus = s.surplus + u.su, \
-           unrecovered_arrears = CASE WHEN s.state = 'WRITTEN_OFF' \
-             THEN greatest(s.unrecovered_arrears - u.su, 0) ELSE s.unrecovered_arrears END, \
+           recovered = s.recovered + u.rec, \
+           unrecovered_arrears = greatest(s.unrecovered_arrears - u.rec, 0), \
            last_paid_on = greatest(s.last_paid_on, u.last), \
            next_unpaid_seq = CASE WHEN s.state = 'ACTIVE' THEN u.seq ELSE s.next_unpaid_seq END, \
            next_unpaid_due_on = CASE WHEN s.state = 'ACTIVE' THEN u.due \
@@ -1110,7 +1142,8 @@ async fn book_payments(
            state = CASE WHEN s.state = 'ACTIVE' AND u.seq IS NULL THEN 'CLOSED' ELSE s.state END, \
            closed_on = CASE WHEN s.state = 'ACTIVE' AND u.seq IS NULL THEN u.last ELSE s.closed_on END \
          FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::date[], $6::int4[], \
-           $7::date[], $8::int8[], $9::int8[]) AS u(loan_id, pp, pi, su, last, seq, due, paid, pre) \
+           $7::date[], $8::int8[], $9::int8[], $10::int8[]) \
+           AS u(loan_id, pp, pi, su, last, seq, due, paid, pre, rec) \
          WHERE s.loan_id = u.loan_id",
         &lids,
         &delta(|v| v.principal),
@@ -1120,7 +1153,8 @@ async fn book_payments(
         &next_seq as _,
         &next_due as _,
         &next_paid,
-        &delta(|v| v.prepaid)
+        &delta(|v| v.prepaid),
+        &delta(|v| v.recovered)
     )
     .execute(&mut *tx)
     .await?;
@@ -1128,16 +1162,17 @@ async fn book_payments(
     let days: Vec<NaiveDate> = daily.keys().copied().collect();
     let col = |k: usize| daily.values().map(|v| v[k]).collect::<Vec<i64>>();
     sqlx::query!(
-        "INSERT INTO repayment_daily AS r (paid_on, payments, amount, to_interest, to_principal, \
-           surplus, instalments_settled, settled_on_time) \
+        "INSERT INTO repayment_daily AS r (counted_on, payments, amount, to_interest, \
+           to_principal, surplus, instalments_settled, settled_on_time, recovered) \
          SELECT * FROM unnest($1::date[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
-           $6::int8[], $7::int8[], $8::int8[]) \
-         ON CONFLICT (paid_on) DO UPDATE SET payments = r.payments + excluded.payments, \
+           $6::int8[], $7::int8[], $8::int8[], $9::int8[]) \
+         ON CONFLICT (counted_on) DO UPDATE SET payments = r.payments + excluded.payments, \
            amount = r.amount + excluded.amount, to_interest = r.to_interest + excluded.to_interest, \
            to_principal = r.to_principal + excluded.to_principal, \
            surplus = r.surplus + excluded.surplus, \
            instalments_settled = r.instalments_settled + excluded.instalments_settled, \
-           settled_on_time = r.settled_on_time + excluded.settled_on_time",
+           settled_on_time = r.settled_on_time + excluded.settled_on_time, \
+           recovered = r.recovered + excluded.recovered",
         &days,
         &col(0),
         &col(1),
@@ -1145,11 +1180,20 @@ async fn book_payments(
         &col(3),
         &col(4),
         &col(5),
-        &col(6)
+        &col(6),
+        &col(7)
     )
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// The business date an event dated `date` counts from: its own, or the day after the last
+/// closed day when it arrives after its date's day-end (closed days are never restated).
+fn counted_on(last_closed: Option<NaiveDate>, date: NaiveDate) -> NaiveDate {
+    last_closed
+        .and_then(|c| c.succ_opt())
+        .map_or(date, |next| date.max(next))
 }
 
 /// What a batch's payments did to one loan.
@@ -1158,6 +1202,7 @@ struct Delta {
     principal: i64,
     interest: i64,
     surplus: i64,
+    recovered: i64,
     prepaid: i64,
     rescheduled: bool,
     last: NaiveDate,
@@ -1228,12 +1273,14 @@ struct PaymentRows {
     to_interest: Vec<i64>,
     to_principal: Vec<i64>,
     surplus: Vec<i64>,
+    recovery: Vec<i64>,
+    counted_on: Vec<NaiveDate>,
     settled_from: Vec<Option<i32>>,
     settled_to: Vec<Option<i32>>,
 }
 
 impl PaymentRows {
-    fn push(&mut self, p: &PaymentReceived, a: &Allocation) {
+    fn push(&mut self, p: &PaymentReceived, a: &Allocation, recovery: i64, counted_on: NaiveDate) {
         let seq = |s: u32| i32::try_from(s).unwrap_or(i32::MAX);
         self.ids.push(p.payment_id.clone());
         self.loans.push(p.loan_id.clone());
@@ -1242,6 +1289,8 @@ impl PaymentRows {
         self.to_interest.push(a.to_interest);
         self.to_principal.push(a.to_principal);
         self.surplus.push(a.surplus);
+        self.recovery.push(recovery);
+        self.counted_on.push(counted_on);
         self.settled_from.push(a.settled.map(|s| seq(s.0)));
         self.settled_to.push(a.settled.map(|s| seq(s.1)));
     }
@@ -1252,9 +1301,9 @@ impl PaymentRows {
         }
         sqlx::query!(
             "INSERT INTO payments (payment_id, loan_id, amount, paid_on, to_interest, \
-               to_principal, surplus, settled_from, settled_to) \
+               to_principal, surplus, settled_from, settled_to, recovery, counted_on) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::date[], $5::int8[], \
-               $6::int8[], $7::int8[], $8::int4[], $9::int4[])",
+               $6::int8[], $7::int8[], $8::int4[], $9::int4[], $10::int8[], $11::date[])",
             &self.ids,
             &self.loans,
             &self.amounts,
@@ -1263,7 +1312,9 @@ impl PaymentRows {
             &self.to_principal,
             &self.surplus,
             &self.settled_from as _,
-            &self.settled_to as _
+            &self.settled_to as _,
+            &self.recovery,
+            &self.counted_on
         )
         .execute(&mut *tx)
         .await?;
@@ -1370,7 +1421,7 @@ async fn write_off(
         .execute(&mut *tx)
         .await?;
     }
-    apply_write_offs(tx, &now).await
+    apply_write_offs(tx, &now, last_closed).await
 }
 
 /// Write loans off: the outstanding principal leaves the book, the loan keeps its last
@@ -1379,12 +1430,14 @@ async fn write_off(
 async fn apply_write_offs(
     tx: &mut PgConnection,
     write_offs: &[(String, NaiveDate)],
+    last_closed: Option<NaiveDate>,
 ) -> Result<(), sqlx::Error> {
     if write_offs.is_empty() {
         return Ok(());
     }
     sqlx::query!(
-        "WITH u AS (SELECT * FROM unnest($1::text[], $2::date[]) AS u(loan_id, on_date)), \
+        "WITH u AS (SELECT * FROM unnest($1::text[], $2::date[], $3::date[]) \
+           AS u(loan_id, on_date, counted_on)), \
          w AS (UPDATE loan_status s SET state = 'WRITTEN_OFF', written_off_on = u.on_date, \
            written_off_amount = s.outstanding_principal, outstanding_principal = 0, \
            unrecovered_arrears = coalesce(( \
@@ -1394,14 +1447,19 @@ async fn apply_write_offs(
              WHERE sc.loan_id = s.loan_id AND x.d <= u.on_date), 0)::int8 \
              - CASE WHEN s.next_unpaid_due_on <= u.on_date THEN s.next_unpaid_paid ELSE 0 END \
            FROM u WHERE s.loan_id = u.loan_id AND s.state = 'ACTIVE' \
-           RETURNING s.loan_id, u.on_date, s.asset_class, s.stage, s.dpd, s.written_off_amount) \
+           RETURNING s.loan_id, u.counted_on, s.asset_class, s.stage, s.dpd, \
+             s.written_off_amount) \
          INSERT INTO status_history (loan_id, business_date, from_class, to_class, from_stage, \
            to_stage, dpd, outstanding, reason) \
-         SELECT loan_id, on_date, asset_class, asset_class, stage, stage, dpd, \
+         SELECT loan_id, counted_on, asset_class, asset_class, stage, stage, dpd, \
            coalesce(written_off_amount, 0), 'write_off' FROM w \
          ON CONFLICT DO NOTHING",
         &write_offs.iter().map(|w| w.0.clone()).collect::<Vec<_>>(),
-        &write_offs.iter().map(|w| w.1).collect::<Vec<_>>()
+        &write_offs.iter().map(|w| w.1).collect::<Vec<_>>(),
+        &write_offs
+            .iter()
+            .map(|w| counted_on(last_closed, w.1))
+            .collect::<Vec<_>>()
     )
     .execute(&mut *tx)
     .await?;
@@ -1415,6 +1473,11 @@ async fn release_pending(
     date: NaiveDate,
     mode: PrepaymentMode,
 ) -> Result<(), sqlx::Error> {
+    let last_closed: Option<NaiveDate> = sqlx::query_scalar!(
+        "SELECT max(business_date) FROM business_days WHERE closed_at IS NOT NULL"
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let rows = sqlx::query!(
         "DELETE FROM pending_events WHERE business_date <= $1 \
          RETURNING seq, business_date, kind, loan_id, payment_id, amount",
@@ -1443,13 +1506,13 @@ async fn release_pending(
                 })
                 .collect();
             let refs: Vec<&PaymentReceived> = payments.iter().collect();
-            book_payments(tx, &refs, mode).await?;
+            book_payments(tx, &refs, last_closed, mode).await?;
         } else {
             let w: Vec<(String, NaiveDate)> = rows[k..end]
                 .iter()
                 .map(|r| (r.loan_id.clone(), r.business_date))
                 .collect();
-            apply_write_offs(tx, &w).await?;
+            apply_write_offs(tx, &w, last_closed).await?;
         }
         k = end;
     }

@@ -220,6 +220,7 @@ base0 AS (
   SELECT s.loan_id, s.customer_id, s.state, s.outstanding_principal AS outstanding,
     s.next_unpaid_seq, s.next_unpaid_paid, s.asset_class AS prev_class,
     s.stage AS prev_stage, s.npa_since AS prev_npa_since, s.loss_on, s.unrecovered_arrears,
+    s.written_off_on,
     s.first_dpd30_on, s.first_dpd60_on, s.first_dpd90_on,
     l.instalments, l.first_due_on, l.disbursed_on, l.interest_rate_bps, l.vintage,
     greatest(coalesce(l.collateral_value, 0), 0) AS security, l.purpose, l.origination_pd,
@@ -281,6 +282,7 @@ candidates AS (
   SELECT DISTINCT o.customer_id FROM own o, p
   WHERE (o.state = 'ACTIVE' AND o.prev_npa_since IS NOT NULL) OR o.is_loss
      OR (o.state = 'ACTIVE' AND o.dpd > p.npa_after)
+     OR (o.state = 'WRITTEN_OFF' AND o.unrecovered_arrears > 0)
 ),
 borrowers AS (
   -- A borrower who was NPA stays NPA, from that date, while any of their loans has an arrear
@@ -291,7 +293,10 @@ borrowers AS (
         THEN min(o.prev_npa_since) FILTER (WHERE o.state = 'ACTIVE' AND NOT o.is_loss) END,
       CASE WHEN bool_or(o.state = 'ACTIVE' AND NOT o.is_loss AND o.dpd > p.npa_after)
         THEN $1::date END,
-      min(coalesce(o.prev_npa_since, o.loss_on)) FILTER (WHERE o.is_loss)) AS borrower_npa
+      min(coalesce(o.prev_npa_since, o.loss_on)) FILTER (WHERE o.is_loss),
+      -- A written-off loan with arrears unrecovered keeps the borrower NPA.
+      min(coalesce(o.prev_npa_since, o.written_off_on))
+        FILTER (WHERE o.state = 'WRITTEN_OFF' AND o.unrecovered_arrears > 0)) AS borrower_npa
   FROM own o JOIN candidates USING (customer_id), p
   GROUP BY o.customer_id
 ),
@@ -324,9 +329,11 @@ stg AS (
       AS accrued_interest,
     CASE WHEN c.state = 'ACTIVE' AND is_npa(c.class) THEN c.arrears_interest ELSE 0 END
       AS interest_suspended,
-    -- Interest accrued since the last due date: in a performing loan's exposure only.
-    CASE WHEN c.state = 'ACTIVE' AND NOT is_npa(c.class)
-         THEN accrued_interest(c.outstanding, c.interest_rate_bps, $1::date - c.last_due) ELSE 0 END
+    -- Interest accrued since the last due date on the principal not yet due, while an
+    -- instalment is still to fall due: in a performing loan's exposure only.
+    CASE WHEN c.state = 'ACTIVE' AND NOT is_npa(c.class) AND c.instalments > c.due_count
+         THEN accrued_interest(c.outstanding - (c.arrears - c.arrears_interest),
+           c.interest_rate_bps, $1::date - c.last_due) ELSE 0 END
       AS accrued_since_due,
     greatest(c.instalments - c.due_count, 0) AS remaining,
     least(greatest(coalesce(c.current_pd, c.origination_pd, 0), 0), 1) AS pd12,
@@ -340,10 +347,11 @@ fin AS (
       ELSE provision(s.class, s.outstanding, s.security, p.std_bps, p.sub_bps, p.sub_u_bps,
         p.d1_bps, p.d2_bps, p.d3_bps, p.dbt_u_bps, p.loss_bps) END AS provision,
     CASE WHEN s.state <> 'ACTIVE' THEN 0
-      ELSE ecl(s.stage, s.pd12, s.lgd, s.outstanding + s.accrued_interest + s.accrued_since_due,
+      ELSE ecl(s.stage, s.pd12, s.lgd, s.outstanding + s.arrears_interest + s.accrued_since_due,
         s.remaining, p.min_h) END AS ecl,
+    -- EAD: outstanding principal, overdue interest, interest accrued since the last due date.
     CASE WHEN s.state <> 'ACTIVE' THEN 0
-      ELSE s.outstanding + s.accrued_interest + s.accrued_since_due END AS ead,
+      ELSE s.outstanding + s.arrears_interest + s.accrued_since_due END AS ead,
     ((extract(year FROM $1::date) - extract(year FROM s.vintage)) * 12
       + extract(month FROM $1::date) - extract(month FROM s.vintage))::int AS mob,
     CASE WHEN s.state = 'CLOSED' THEN 'closed'
@@ -381,7 +389,7 @@ upd AS (
     interest_suspended = f.interest_suspended,
     asset_class = f.class, npa_since = f.npa_since, stage = f.stage,
     current_pd = f.current_pd, provision = f.provision, ecl = f.ecl, ead = f.ead,
-    remaining_months = f.remaining,
+    remaining_months = f.remaining, lgd_bps = CASE WHEN f.state = 'ACTIVE' THEN f.lgd ELSE 0 END,
     first_dpd30_on = coalesce(s.first_dpd30_on, CASE WHEN f.dpd > 30 THEN $1::date END),
     first_dpd60_on = coalesce(s.first_dpd60_on, CASE WHEN f.dpd > 60 THEN $1::date END),
     first_dpd90_on = coalesce(s.first_dpd90_on, CASE WHEN f.dpd > 90 THEN $1::date END)
@@ -389,11 +397,12 @@ upd AS (
   WHERE s.loan_id = f.loan_id
     AND (s.dpd, s.arrears, s.arrears_interest, s.accrued_interest, s.interest_suspended,
          s.asset_class, s.npa_since, s.stage, s.current_pd, s.provision, s.ecl, s.ead,
-         s.remaining_months)
+         s.remaining_months, s.lgd_bps)
       IS DISTINCT FROM
         (f.dpd, CASE WHEN f.state = 'ACTIVE' THEN f.arrears ELSE 0 END, f.arrears_interest,
          f.accrued_interest, f.interest_suspended, f.class, f.npa_since, f.stage, f.current_pd,
-         f.provision, f.ecl, f.ead, f.remaining)
+         f.provision, f.ecl, f.ead, f.remaining,
+         CASE WHEN f.state = 'ACTIVE' THEN f.lgd ELSE 0 END)
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM fin) AS "aged!", (SELECT count(*) FROM upd) AS "changed!",
@@ -464,7 +473,7 @@ dec AS (
   FROM decisions d JOIN applications a USING (application_id)
   WHERE a.submitted_at < ($1 + 1)::timestamp AT TIME ZONE 'UTC'
 ),
-col AS (SELECT coalesce(sum(amount), 0)::int8 AS collected FROM repayment_daily WHERE paid_on <= $1)
+col AS (SELECT coalesce(sum(amount), 0)::int8 AS collected FROM repayment_daily WHERE counted_on <= $1)
 INSERT INTO portfolio_daily (business_date, total_loans, active_loans, closed_loans,
   written_off_loans, defaulted_loans, total_disbursed, outstanding, npa_loans, npa_amount,
   npa_provisions, provisions, ecl, par30, par90, written_off_amount, collected, decided,

@@ -256,7 +256,7 @@ pub async fn npa_analysis(
     })
 }
 
-/// Repayment statistics to a date.
+/// Repayment statistics to a date (payments by the business date they count from).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepaymentStats {
     /// Business date.
@@ -269,8 +269,10 @@ pub struct RepaymentStats {
     pub interest_collected: i64,
     /// Of which principal.
     pub principal_collected: i64,
-    /// Paid beyond the schedule or on closed loans (recoveries), minor units.
+    /// Paid beyond what loans owed (owed to customers), minor units.
     pub surplus: i64,
+    /// Recovered on written-off loans, minor units.
+    pub recovered: i64,
     /// Instalments settled in full.
     pub instalments_settled: i64,
     /// Share of settled instalments settled by their due date.
@@ -291,9 +293,10 @@ pub async fn repayment_stats(
            coalesce(sum(to_interest), 0)::int8 AS \"interest!\", \
            coalesce(sum(to_principal), 0)::int8 AS \"principal!\", \
            coalesce(sum(surplus), 0)::int8 AS \"surplus!\", \
+           coalesce(sum(recovered), 0)::int8 AS \"recovered!\", \
            coalesce(sum(instalments_settled), 0)::int8 AS \"settled!\", \
            coalesce(sum(settled_on_time), 0)::int8 AS \"on_time!\" \
-         FROM repayment_daily WHERE paid_on <= $1",
+         FROM repayment_daily WHERE counted_on <= $1",
         d
     )
     .fetch_one(pool)
@@ -305,6 +308,7 @@ pub async fn repayment_stats(
         interest_collected: r.interest,
         principal_collected: r.principal,
         surplus: r.surplus,
+        recovered: r.recovered,
         instalments_settled: r.settled,
         on_time_rate: ratio(r.on_time, r.settled),
         by_dpd_bucket: breakdown(pool, d, "by_dpd_bucket").await?,

@@ -616,9 +616,11 @@ async fn security_worth_ten_percent_of_the_outstanding_or_less_is_unsecured_ever
     );
     assert_eq!(u.provision, 2_500_000);
     assert_eq!(s.provision, 1_500_000);
-    // Stage 3: ECL = LGD × EAD; unsecured 65%, other secured 35%.
-    assert_eq!(u.ecl, 6_500_000);
-    assert_eq!(s.ecl, 3_500_000);
+    // Stage 3: ECL = LGD × EAD, EAD = ₹1,00,000 principal + the overdue interest of the
+    // instalments of 31 Mar, 30 Apr and 31 May (₹1,000 + ₹921.15 + ₹841.51 = ₹2,762.66; EMI
+    // ₹8,884.88); unsecured LGD 65%, other secured 35%.
+    assert_eq!(u.ecl, 6_679_573);
+    assert_eq!(s.ecl, 3_596_693);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -788,4 +790,60 @@ async fn ecl_rounds_half_away_from_zero_in_sql_as_in_risk_core() {
         assert_eq!(got, rust, "{i:?}");
     }
     pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writing_a_loan_off_before_its_npa_day_end_still_makes_the_borrower_npa() {
+    let mut b = Both::new().await;
+    // A: ₹1,20,000, first due 31 Jan 2026, never paid: DPD 90 on 30 Apr (SMA-2).
+    b.disburse(
+        "A",
+        "C1",
+        12_000_000,
+        1200,
+        12,
+        d(2025, 12, 31),
+        d(2026, 1, 31),
+        0,
+        0.05,
+    )
+    .await;
+    // B: ₹60,000, first due 24 Apr 2026, never paid.
+    b.disburse(
+        "B",
+        "C1",
+        6_000_000,
+        1400,
+        24,
+        d(2026, 3, 24),
+        d(2026, 4, 24),
+        0,
+        0.05,
+    )
+    .await;
+    b.close(d(2026, 4, 30)).await;
+    assert_eq!(b.figures("A").await.class, "SMA2");
+    // Written off on 1 May, before the day-end that would have made it NPA (DPD 91).
+    assert_eq!(b.write_off("A", d(2026, 5, 1)).await, None);
+    b.close(d(2026, 5, 1)).await;
+    let f = b.figures("B").await;
+    assert_eq!(
+        (f.class.as_str(), f.npa_since),
+        ("SUBSTANDARD", Some(d(2026, 5, 1)))
+    );
+    // A later loan of the same borrower is NPA from its first day-end too.
+    b.disburse(
+        "C",
+        "C1",
+        1_000_000,
+        1200,
+        6,
+        d(2026, 5, 2),
+        d(2026, 6, 2),
+        0,
+        0.05,
+    )
+    .await;
+    b.close(d(2026, 5, 2)).await;
+    assert_eq!(b.figures("C").await.class, "SUBSTANDARD");
 }

@@ -1,7 +1,7 @@
 //! A schedule stored as one row, paid through `apply_batch`: payments that reach past the
 //! instalments first read (a schedule whose later instalments are smaller than the next one)
-//! read the rest of it and are allocated in full; the `instalments` view shows each instalment's
-//! paid parts and the date it was settled.
+//! read the rest of it and are allocated in full, a prepayment recomputes the rest; the
+//! `instalments` view shows each instalment's paid parts and the date it was settled.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,6 +23,13 @@ fn event(id: &str, body: LoanEventBody) -> LoanEvent {
         occurred_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
         body,
     }
+}
+
+fn tick(day: NaiveDate) -> LoanEvent {
+    event(
+        &format!("T-{day}"),
+        LoanEventBody::BusinessDayClosed(schemas::BusinessDayClosed { business_date: day }),
+    )
 }
 
 fn payment(id: &str, amount: i64, paid_on: NaiveDate) -> LoanEvent {
@@ -102,17 +109,20 @@ async fn payments_past_the_instalments_first_read_are_allocated_through_the_whol
     .rows_affected();
     assert_eq!(changed, 1);
 
-    // 1,200 and 100 the same day settle instalments 1-4 (1,000 + 3 × 100): the first reaches
-    // the end of the three instalments read at first, both together go beyond them.
+    // The day before the payments is closed, so they count at once.
+    apply(&pool, &ctx, 1, tick(date(3, 9))).await;
+    // 1,200 on 10 Mar settles instalments 1-3 (1,000 + 100 due, 100 of the running period):
+    // it reaches the end of the instalments read at first. 100 more the same day is a
+    // part-prepayment: off the principal at once, the rest recomputed (one instalment of 100).
     let batch = [
         Incoming::decoded(
             Source::Events,
-            1,
+            2,
             Payload::Event(Box::new(payment("P1", 1_200, date(3, 10)))),
         ),
         Incoming::decoded(
             Source::Events,
-            2,
+            3,
             Payload::Event(Box::new(payment("P1b", 100, date(3, 10)))),
         ),
     ];
@@ -127,7 +137,7 @@ async fn payments_past_the_instalments_first_read_are_allocated_through_the_whol
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(status, ("ACTIVE".into(), Some(5), 0, 1_300, 0, 100));
+    assert_eq!(status, ("ACTIVE".into(), Some(4), 0, 1_300, 0, 100));
     let settled: (Option<i32>, Option<i32>, i64, i64) = sqlx::query_as(
         "SELECT settled_from, settled_to, to_principal, surplus FROM payments \
          WHERE payment_id = 'P1'",
@@ -136,16 +146,25 @@ async fn payments_past_the_instalments_first_read_are_allocated_through_the_whol
     .await
     .unwrap();
     assert_eq!(settled, (Some(1), Some(3), 1_200, 0));
+    let instalments_now: i32 =
+        sqlx::query_scalar("SELECT instalments FROM loans WHERE loan_id = 'L1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(instalments_now, 4);
     let s = instalments(&pool).await;
-    assert_eq!(s.len(), 5);
+    assert_eq!(s.len(), 4);
     assert_eq!(s[0], (1, 1_000, 0, Some(date(3, 10))));
-    assert_eq!(s[3], (4, 100, 0, Some(date(3, 10))));
-    assert_eq!(s[4], (5, 0, 0, None));
+    assert_eq!(s[2], (3, 100, 0, Some(date(3, 10))));
+    assert_eq!(s[3], (4, 0, 0, None));
 
-    // 60 goes into instalment 5; 90 more settles it and leaves 50 as surplus; the loan closes.
-    apply(&pool, &ctx, 3, payment("P2", 60, date(4, 1))).await;
-    assert_eq!(instalments(&pool).await[4], (5, 60, 0, None));
-    apply(&pool, &ctx, 4, payment("P3", 90, date(6, 1))).await;
+    // 60 on 15 Apr goes into instalment 4 (due 1 May, its period running); 90 on 1 Jun settles
+    // it and leaves 50 as surplus (owed to the customer); the loan closes.
+    apply(&pool, &ctx, 4, tick(date(4, 14))).await;
+    apply(&pool, &ctx, 5, payment("P2", 60, date(4, 15))).await;
+    assert_eq!(instalments(&pool).await[3], (4, 60, 0, None));
+    apply(&pool, &ctx, 6, tick(date(5, 31))).await;
+    apply(&pool, &ctx, 7, payment("P3", 90, date(6, 1))).await;
     let status: (String, Option<i32>, i64, i64, i64) = sqlx::query_as(
         "SELECT state, next_unpaid_seq, paid_principal, surplus, outstanding_principal \
          FROM loan_status WHERE loan_id = 'L1'",
@@ -154,6 +173,6 @@ async fn payments_past_the_instalments_first_read_are_allocated_through_the_whol
     .await
     .unwrap();
     assert_eq!(status, ("CLOSED".into(), None, 1_400, 50, 0));
-    assert_eq!(instalments(&pool).await[4], (5, 100, 0, Some(date(6, 1))));
+    assert_eq!(instalments(&pool).await[3], (4, 100, 0, Some(date(6, 1))));
     pool.close().await;
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::dpd::{accrued_interest, Allocation, Ledger};
+use crate::dpd::{Allocation, Ledger, MAX_PAYMENT};
 use crate::ifrs9::Stage;
 use crate::irac::{AssetClass, ClassState, Reason, Standing};
 use crate::money::{Minor, RateBps};
@@ -74,7 +74,11 @@ pub struct Loan {
     pub unrecovered_arrears: Minor,
     /// Principal written off.
     pub written_off_amount: Minor,
-    /// Paid beyond what the loan owed (owed to the customer) or recovered after write-off.
+    /// Date written off.
+    pub written_off_on: Option<NaiveDate>,
+    /// Recovered after the write-off.
+    pub recovered: Minor,
+    /// Paid beyond what the loan owed: owed to the customer.
     pub surplus: Minor,
 }
 
@@ -87,8 +91,8 @@ pub enum Refusal {
     /// Dated before the loan's disbursal.
     #[error("dated before the loan's disbursal")]
     BeforeDisbursal,
-    /// A zero or negative amount.
-    #[error("the amount must be positive")]
+    /// A zero or negative amount, or one beyond any loan.
+    #[error("the amount must be positive and at most dpd::MAX_PAYMENT")]
     NonPositiveAmount,
     /// A write-off of a loan that is not open.
     #[error("the loan is not open")]
@@ -177,6 +181,14 @@ impl Book {
         }
     }
 
+    /// The business date an event dated `date` counts from: its own, or the day after the last
+    /// closed day when it arrives after its date's day-end (closed days are never restated).
+    pub fn counted_on(&self, date: NaiveDate) -> NaiveDate {
+        self.last_closed
+            .and_then(|c| c.succ_opt())
+            .map_or(date, |next| date.max(next))
+    }
+
     fn effective_now(&self, date: NaiveDate) -> bool {
         self.last_closed
             .and_then(|c| c.succ_opt())
@@ -198,6 +210,8 @@ impl Book {
                 loss_on: None,
                 unrecovered_arrears: 0,
                 written_off_amount: 0,
+                written_off_on: None,
+                recovered: 0,
                 surplus: 0,
             },
         );
@@ -211,7 +225,7 @@ impl Book {
         paid_on: NaiveDate,
     ) -> Result<Option<Allocation>, Refusal> {
         let l = self.loans.get(loan_id).ok_or(Refusal::UnknownLoan)?;
-        if amount <= 0 {
+        if amount <= 0 || amount > MAX_PAYMENT {
             return Err(Refusal::NonPositiveAmount);
         }
         if paid_on < l.terms.disbursed_on {
@@ -248,11 +262,8 @@ impl Book {
             }
             LoanState::WrittenOff => {
                 l.unrecovered_arrears = (l.unrecovered_arrears - amount).max(0);
-                l.surplus += amount;
-                Allocation {
-                    surplus: amount,
-                    ..Allocation::default()
-                }
+                l.recovered += amount;
+                Allocation::default()
             }
             LoanState::Closed => {
                 l.surplus += amount;
@@ -297,11 +308,16 @@ impl Book {
         }
         let q = l.ledger.delinquency(on);
         l.state = LoanState::WrittenOff;
+        l.written_off_on = Some(on);
         l.unrecovered_arrears = q.arrears;
         l.written_off_amount = q.outstanding_principal;
+        let counted = self
+            .last_closed
+            .and_then(|c| c.succ_opt())
+            .map_or(on, |next| on.max(next));
         self.transitions.push(Transition {
             loan_id: loan_id.into(),
-            date: on,
+            date: counted,
             from_class: l.reported.class.code().into(),
             to_class: l.reported.class.code().into(),
             from_stage: l.stage.number(),
@@ -373,6 +389,7 @@ impl Book {
                             l.unrecovered_arrears
                         },
                         loss_on: l.loss_on.filter(|x| *x <= on),
+                        written_off_on: l.written_off_on,
                     }
                 })
                 .collect();
@@ -473,19 +490,15 @@ impl Book {
     }
 }
 
-/// Interest in a performing loan's exposure on `on`: overdue interest plus interest accrued
-/// since the last due date (actual/365); none on an NPA loan (its interest is in suspense).
+/// Interest in a loan's exposure on `on`: its overdue interest, and for a performing loan the
+/// interest accrued since the last due date (an NPA loan accrues none).
 pub fn ead_interest(l: &Loan, on: NaiveDate, npa: bool) -> Minor {
-    if npa {
-        return 0;
-    }
     let q = l.ledger.delinquency(on);
     let overdue_interest = q.arrears - q.arrears_principal;
-    let since = l.ledger.last_due_on_or_before(on);
     overdue_interest
-        + accrued_interest(
-            q.outstanding_principal,
-            l.terms.rate,
-            (on - since).num_days(),
-        )
+        + if npa {
+            0
+        } else {
+            l.ledger.accrued_since_due(on)
+        }
 }

@@ -31,6 +31,10 @@ pub enum PrepaymentMode {
     ReduceEmi,
 }
 
+/// The largest amount a payment may carry (₹10 lakh crore): anything above is a data error, and
+/// sums of such amounts stay far inside `i64`.
+pub const MAX_PAYMENT: Minor = 1_000_000_000_000_000;
+
 /// Servicing settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -267,8 +271,10 @@ impl Cursor {
             a.rescheduled = true;
             return Ok(a);
         }
-        // 3. The instalment of the running period (which starts the day after a due date).
-        if start < paid_on {
+        // 3. The instalment of the running period (which starts the day after a due date), or
+        // one already part-paid (an earlier-dated payment arriving after a later one): what is
+        // paid into an instalment is never recomputed away.
+        if start < paid_on || self.paid > 0 {
             left -= self.pay_next(left, paid_on, &mut a);
         }
         if left == 0 {
@@ -301,7 +307,8 @@ impl Cursor {
     }
 
     /// Interest accrued on the outstanding principal from the start of the next unpaid
-    /// instalment's period to `on` (actual/365), less the interest already paid into it.
+    /// instalment's period to `on` (actual/365), less the interest already paid into it; none
+    /// once every instalment has fallen due.
     fn accrued_due(&self, on: NaiveDate) -> Minor {
         let Some(&interest) = self.interest.get(self.at) else {
             return 0;
@@ -470,6 +477,20 @@ impl Ledger {
         delinquency_of(&self.cursor, as_of)
     }
 
+    /// Interest accrued on `as_of` since the last due date (actual/365) on the principal not
+    /// yet due; none once every instalment has fallen due. The same accrual as a payoff quote.
+    pub fn accrued_since_due(&self, as_of: NaiveDate) -> Minor {
+        if self.remaining_instalments(as_of) == 0 {
+            return 0;
+        }
+        let q = self.delinquency(as_of);
+        accrued_interest(
+            q.outstanding_principal - q.arrears_principal,
+            self.cursor.rate,
+            (as_of - self.last_due_on_or_before(as_of)).num_days(),
+        )
+    }
+
     /// Instalments still to fall due after `as_of`.
     pub fn remaining_instalments(&self, as_of: NaiveDate) -> u32 {
         let n = self.cursor.due_on.iter().filter(|d| **d > as_of).count();
@@ -590,6 +611,21 @@ mod tests {
             (a.to_interest, a.to_principal, a.surplus),
             (54_512, 11_053_814, 0)
         );
+    }
+
+    #[test]
+    fn an_older_payment_arriving_after_a_newer_one_completes_its_instalment_first() {
+        let s = schedule(1_200_000, rate(), 12, d(2026, 3, 31));
+        let mut l = Ledger::new(&s, rate(), d(2026, 2, 28), PrepaymentMode::default());
+        // 10 Apr: instalment 1 (₹1,066.19) and ₹433.81 into instalment 2.
+        l.pay(150_000, d(2026, 4, 10));
+        assert_eq!(l.cursor.paid, 150_000 - 106_619);
+        // Dated 25 Mar, arriving after: it completes instalment 2, then prepays.
+        let a = l.pay(200_000, d(2026, 3, 25));
+        assert_eq!(a.settled, Some((2, 2)));
+        assert_eq!(a.prepaid, 200_000 - (106_619 - 43_381));
+        let principal_left: i64 = l.cursor.principal[l.cursor.at..].iter().sum();
+        assert_eq!(principal_left, l.cursor.outstanding);
     }
 
     #[test]

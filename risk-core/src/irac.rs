@@ -220,6 +220,8 @@ pub struct Standing {
     pub arrears: Minor,
     /// Date the lender marked it as loss, if on or before the date.
     pub loss_on: Option<NaiveDate>,
+    /// Date it was written off, if it was.
+    pub written_off_on: Option<NaiveDate>,
 }
 
 /// Why a loan's reported class changed.
@@ -272,6 +274,8 @@ impl IracSettings {
     ///   one loan's arrears upgrades nothing while another's remain.
     /// - A borrower who was not NPA becomes NPA, dated `on`, when an open loan's DPD exceeds the
     ///   threshold.
+    /// - A written-off loan whose arrears are not recovered keeps the borrower NPA from its own
+    ///   NPA date (or its write-off date): writing a loan off is no way out of borrower-wise NPA.
     pub fn classify_borrower(&self, loans: &[Standing], on: NaiveDate) -> Vec<ClassState> {
         let is_loss = |l: &Standing| {
             l.active && (l.prev.class == AssetClass::Loss || l.loss_on.is_some_and(|x| x <= on))
@@ -289,7 +293,16 @@ impl IracSettings {
             .any(|l| l.active && !is_loss(l) && l.dpd > self.npa_after_dpd)
             .then_some(on);
         let losses = loans.iter().filter(|l| is_loss(l)).filter_map(loss_since);
-        let since = stays.into_iter().chain(new).chain(losses).min();
+        let written_off = loans
+            .iter()
+            .filter(|l| !l.active && l.written_off_on.is_some() && l.arrears > 0)
+            .filter_map(|l| l.prev.npa_since.or(l.written_off_on));
+        let since = stays
+            .into_iter()
+            .chain(new)
+            .chain(losses)
+            .chain(written_off)
+            .min();
         loans
             .iter()
             .map(|l| {

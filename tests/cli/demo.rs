@@ -210,6 +210,30 @@ fn the_demo_comes_up_and_serves_the_seed_api_the_dashboard_and_live_decisions_wi
     assert_eq!(w["recorded"], false);
     assert!(!w["reasons"].as_array().unwrap().is_empty(), "{w}");
 
+    // Unshocked, the stress test re-prices the day-end's own ECL to the paisa (one function);
+    // a day-end between its two reads moves both, so it is asked again until they are of one.
+    let unshocked = json!({"pd_multiplier": 1.0, "lgd_add_bps": 0});
+    let mut same = false;
+    for _ in 0..10 {
+        let (s, body) = http(
+            &addr,
+            "POST",
+            "/api/portfolio/stress-test",
+            Some(&analyst),
+            Some(&unshocked),
+        );
+        assert_eq!(s, 200, "{body}");
+        let st: Value = serde_json::from_str(&body).unwrap();
+        if st["stressed"]["ecl"] == st["baseline"]["ecl"] {
+            same = true;
+            break;
+        }
+    }
+    assert!(
+        same,
+        "the unshocked stress test never matched the day-end's ECL"
+    );
+
     // A stress test raises ECL and projected NPA above the baseline; drift is reported per feature.
     let shock = json!({"pd_multiplier": 2.0, "lgd_add_bps": 1000});
     let (s, body) = http(

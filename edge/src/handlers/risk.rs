@@ -47,7 +47,6 @@ pub async fn stress_test(edge: Arc<Edge>, _who: Principal, body: serde_json::Val
         ));
     }
     let base = queries::summary(&edge.pool, None).await?;
-    let l = &edge.domain.lgd;
     // The day-end's own ECL function on the exposure and months left it stored, so an
     // unshocked run reproduces the day-end's ECL to the paisa.
     let r = sqlx::query(
@@ -56,13 +55,13 @@ pub async fn stress_test(edge: Arc<Edge>, _who: Principal, body: serde_json::Val
              is_npa(s.asset_class) AS npa, \
              least(1, greatest(0, coalesce(s.current_pd, l.origination_pd, 0)) * $1) AS pd, \
              l.origination_pd AS opd, \
-             least(10000, lgd_bps(l.purpose, greatest(coalesce(l.collateral_value, 0), 0), \
-               s.outstanding_principal, $4, $5, $6, $7, $3) + $2) AS lgd \
-           FROM loan_status s JOIN loans l USING (loan_id) WHERE s.state = 'ACTIVE'), \
+             least(10000, s.lgd_bps + $2) AS lgd \
+           FROM loan_status s JOIN loans l USING (loan_id) \
+           WHERE (s.state = 'ACTIVE' OR s.ead > 0) AND l.disbursed_on <= $5), \
          st AS (SELECT b.*, CASE WHEN stage = 3 OR npa THEN 3 \
-             WHEN stage = 2 OR (opd > 0 AND pd >= $8 * opd) THEN 2 ELSE 1 END AS sstage FROM b) \
+             WHEN stage = 2 OR (opd > 0 AND pd >= $3 * opd) THEN 2 ELSE 1 END AS sstage FROM b) \
          SELECT count(*), coalesce(sum(out), 0)::int8, \
-           coalesce(sum(ecl(sstage, pd, lgd, ead, remaining_months, $9)), 0)::int8, \
+           coalesce(sum(ecl(sstage, pd, lgd, ead, remaining_months, $4)), 0)::int8, \
            count(*) FILTER (WHERE sstage = 2 AND stage = 1), \
            coalesce(sum(out) FILTER (WHERE npa), 0)::int8, \
            coalesce(round(sum(pd * out) FILTER (WHERE NOT npa)), 0)::int8, \
@@ -72,13 +71,9 @@ pub async fn stress_test(edge: Arc<Edge>, _who: Principal, body: serde_json::Val
     )
     .bind(b.pd_multiplier)
     .bind(b.lgd_add_bps)
-    .bind(l.unsecured_bps)
-    .bind(l.home_bps)
-    .bind(l.auto_bps)
-    .bind(l.gold_bps)
-    .bind(l.other_secured_bps)
     .bind(edge.domain.ifrs9.pd_ratio_trigger)
     .bind(i32::try_from(edge.domain.ifrs9.min_horizon_months).unwrap_or(i32::MAX))
+    .bind(base.business_date)
     .fetch_one(&edge.pool)
     .await?;
     let g = |i: usize| -> Result<i64, sqlx::Error> { r.try_get::<i64, _>(i) };
