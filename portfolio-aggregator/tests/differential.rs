@@ -297,6 +297,19 @@ impl Engine {
     }
 }
 
+/// A loan's figures as read from `loan_status`.
+type FigureRow = (
+    String,
+    String,
+    Option<NaiveDate>,
+    i32,
+    i64,
+    i64,
+    i16,
+    i64,
+    i64,
+);
+
 fn no_current_pd(_: &Loan, _: NaiveDate) -> Option<f64> {
     None
 }
@@ -449,17 +462,7 @@ async fn replay(engine: &Engine, book: &RandomBook) -> Result<(usize, usize), St
             ));
         }
         reference.close_day(*close, &no_current_pd);
-        let rows: Vec<(
-            String,
-            String,
-            Option<NaiveDate>,
-            i32,
-            i64,
-            i64,
-            i16,
-            i64,
-            i64,
-        )> = sqlx::query_as(
+        let rows: Vec<FigureRow> = sqlx::query_as(
             "SELECT loan_id::text, asset_class, npa_since, dpd, arrears, \
                    outstanding_principal, stage, provision, ecl FROM loan_status ORDER BY loan_id",
         )
