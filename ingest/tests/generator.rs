@@ -214,11 +214,16 @@ fn histories_respect_the_domain_invariants_and_agree_with_the_dpd_engine() {
         let mut ledger = Ledger::new(&s, rate, loan.disbursed_on, PrepaymentMode::default());
         let mut payments = loan.payments.clone();
         payments.sort_by_key(|p| p.paid_on);
-        let surplus: i64 = payments
+        let allocations: Vec<_> = payments
             .iter()
-            .map(|p| ledger.pay(p.amount, p.paid_on).surplus)
-            .sum();
-        assert_eq!(surplus, 0);
+            .map(|p| (p, ledger.pay(p.amount, p.paid_on)))
+            .collect();
+        let surplus: i64 = allocations.iter().map(|(_, a)| a.surplus).sum();
+        assert_eq!(
+            surplus, 0,
+            "disbursed {} first due {} principal {} rate {} tenure {}: {allocations:#?}",
+            loan.disbursed_on, loan.first_due, loan.principal, loan.rate, loan.tenure
+        );
         let window_end = loan
             .disbursed_on
             .checked_add_months(Months::new(12))

@@ -340,6 +340,9 @@ stg AS (
     lgd_bps(c.purpose, c.security, c.outstanding, p.home_lgd, p.auto_lgd, p.gold_lgd,
       p.other_lgd, p.unsecured_lgd) AS lgd
   FROM cls c CROSS JOIN p
+  -- Kept as its own scan (not flattened into `fin`), so `provision()` and `ecl()` are called on
+  -- plain columns and PostgreSQL inlines them instead of calling them row by row.
+  OFFSET 0
 ),
 fin AS (
   SELECT s.*,

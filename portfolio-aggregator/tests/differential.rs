@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
@@ -19,7 +21,7 @@ use portfolio_aggregator::apply::{apply_batch, ApplyContext};
 use portfolio_aggregator::message::{Incoming, Payload, Source};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use risk_core::book::{Book, Disbursal, Figures, Loan};
+use risk_core::book::{Book, Disbursal, Loan};
 use risk_core::dpd::{Ledger, PrepaymentMode};
 use risk_core::money::RateBps;
 use risk_core::schedule::schedule;
@@ -297,19 +299,6 @@ impl Engine {
     }
 }
 
-/// A loan's figures as read from `loan_status`.
-type FigureRow = (
-    String,
-    String,
-    Option<NaiveDate>,
-    i32,
-    i64,
-    i64,
-    i16,
-    i64,
-    i64,
-);
-
 fn no_current_pd(_: &Loan, _: NaiveDate) -> Option<f64> {
     None
 }
@@ -462,24 +451,7 @@ async fn replay(engine: &Engine, book: &RandomBook) -> Result<(usize, usize), St
             ));
         }
         reference.close_day(*close, &no_current_pd);
-        let rows: Vec<FigureRow> = sqlx::query_as(
-            "SELECT loan_id::text, asset_class, npa_since, dpd, arrears, \
-                   outstanding_principal, stage, provision, ecl FROM loan_status ORDER BY loan_id",
-        )
-        .fetch_all(&engine.pool)
-        .await
-        .unwrap();
-        for (id, class, npa_since, dpd, arrears, outstanding, stage, provision, ecl) in rows {
-            let got = Figures {
-                class,
-                npa_since,
-                dpd,
-                arrears,
-                outstanding,
-                stage,
-                provision,
-                ecl,
-            };
+        for (id, got) in common::sql_figures(&engine.pool).await {
             let expected = reference.figures(&id, *close, &no_current_pd).unwrap();
             if got != expected {
                 return Err(format!(
@@ -491,29 +463,8 @@ async fn replay(engine: &Engine, book: &RandomBook) -> Result<(usize, usize), St
         }
     }
     // The history of changes, reasons included.
-    let history: Vec<(String, NaiveDate, String, String, i16, i16, String)> = sqlx::query_as(
-        "SELECT loan_id::text, business_date, from_class, to_class, from_stage, to_stage, reason \
-         FROM status_history ORDER BY 1, 2, 7",
-    )
-    .fetch_all(&engine.pool)
-    .await
-    .unwrap();
-    let mut expected: Vec<_> = reference
-        .transitions
-        .iter()
-        .map(|t| {
-            (
-                t.loan_id.clone(),
-                t.date,
-                t.from_class.clone(),
-                t.to_class.clone(),
-                t.from_stage,
-                t.to_stage,
-                t.reason.clone(),
-            )
-        })
-        .collect();
-    expected.sort_by(|a, b| (&a.0, a.1, &a.6).cmp(&(&b.0, b.1, &b.6)));
+    let history = common::sql_history(&engine.pool).await;
+    let expected = common::reference_history(&reference);
     if history != expected {
         let first = history
             .iter()

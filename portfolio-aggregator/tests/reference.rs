@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -18,7 +20,7 @@ use portfolio_aggregator::apply::{apply_batch, ApplyContext};
 use portfolio_aggregator::message::{Incoming, Payload, Source};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use risk_core::book::{Book, Disbursal, Figures, Loan};
+use risk_core::book::{Book, Disbursal, Loan};
 use risk_core::money::RateBps;
 use risk_core::settings::DomainSettings;
 use runtime::postgres::{connect, ScratchDatabase};
@@ -285,28 +287,8 @@ async fn replay(seed: u64, applications: u64) {
     assert!(reasons.len() >= 4, "{reasons:?}");
 
     // The history of every transition, with its reason.
-    let history: Vec<(String, NaiveDate, String, String, i16, i16, String)> = sqlx::query_as(
-        "SELECT loan_id::text, business_date, from_class, to_class, from_stage, to_stage, reason          FROM status_history ORDER BY business_date, loan_id, reason",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let mut expected: Vec<(String, NaiveDate, String, String, i16, i16, String)> = reference
-        .transitions
-        .iter()
-        .map(|t| {
-            (
-                t.loan_id.clone(),
-                t.date,
-                t.from_class.clone(),
-                t.to_class.clone(),
-                t.from_stage,
-                t.to_stage,
-                t.reason.clone(),
-            )
-        })
-        .collect();
-    expected.sort_by(|a, b| (a.1, &a.0, &a.6).cmp(&(b.1, &b.0, &b.6)));
+    let history = common::sql_history(&pool).await;
+    let expected = common::reference_history(&reference);
     assert_eq!(history.len(), expected.len());
     assert_eq!(history, expected);
 
@@ -338,37 +320,10 @@ async fn compare(
     day: NaiveDate,
     current_pd: &dyn Fn(&Loan, NaiveDate) -> Option<f64>,
 ) {
-    type Row = (
-        String,
-        String,
-        Option<NaiveDate>,
-        i32,
-        i64,
-        i64,
-        i16,
-        i64,
-        i64,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT loan_id::text, asset_class, npa_since, dpd, arrears, outstanding_principal, \
-           stage, provision, ecl FROM loan_status ORDER BY loan_id",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+    let rows = common::sql_figures(pool).await;
     assert_eq!(rows.len(), reference.loans.len(), "loans on {day}");
-    for (id, class, since, dpd, arrears, outstanding, stage, provision, ecl) in rows {
+    for (id, got) in rows {
         let expected = reference.figures(&id, day, current_pd).unwrap();
-        let got = Figures {
-            class,
-            npa_since: since,
-            dpd,
-            arrears,
-            outstanding,
-            stage,
-            provision,
-            ecl,
-        };
         if got != expected {
             let l = &reference.loans[&id];
             panic!(

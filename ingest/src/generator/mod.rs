@@ -359,10 +359,17 @@ fn run_action(
                 Action::Foreclose => loan.ledger.payoff(day),
                 _ => owed,
             };
+            // Whatever pays the loan off (a last instalment paid ahead of its date is a
+            // payoff, with no interest for the days not run) pays the payoff quote, no more.
+            let payoff = loan.ledger.payoff(day);
+            let pays_off = amount >= payoff;
+            let amount = amount.min(payoff);
             if amount > 0 {
                 loan.pay(amount, day);
-                if action == Action::Foreclose {
+                if pays_off {
                     loan.settle();
+                }
+                if action == Action::Foreclose {
                     tally.foreclosures += 1;
                 }
                 ids.payment += 1;
