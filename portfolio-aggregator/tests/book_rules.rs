@@ -480,6 +480,20 @@ async fn a_payment_counts_from_its_own_date_never_earlier_and_closed_days_stay_c
     assert_eq!(snapshot(b.pool.clone()).await, before);
     b.close(d(2026, 5, 1)).await;
     assert_eq!(b.figures("E").await.dpd, 0);
+    // A write-off dated 3 May, delivered on 1 May's close, waits for 3 May too.
+    assert_eq!(b.write_off("E", d(2026, 5, 3)).await, None);
+    b.close(d(2026, 5, 2)).await;
+    assert_eq!(b.state("E").await, "ACTIVE");
+    b.close(d(2026, 5, 3)).await;
+    assert_eq!(b.state("E").await, "WRITTEN_OFF");
+    let (on, history_on): (NaiveDate, NaiveDate) = sqlx::query_as(
+        "SELECT s.written_off_on, h.business_date FROM loan_status s \
+         JOIN status_history h USING (loan_id) WHERE loan_id = 'E' AND h.reason = 'write_off'",
+    )
+    .fetch_one(&b.pool)
+    .await
+    .unwrap();
+    assert_eq!((on, history_on), (d(2026, 5, 3), d(2026, 5, 3)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
