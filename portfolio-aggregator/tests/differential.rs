@@ -367,18 +367,11 @@ async fn replay(engine: &Engine, book: &RandomBook) -> Result<(usize, usize), St
         for e in &slots[k] {
             let r = match &e.body {
                 LoanEventBody::LoanDisbursed(d) => {
-                    reference.disburse(Disbursal {
-                        loan_id: d.loan_id.clone(),
-                        customer_id: d.customer_id.clone(),
-                        principal: d.principal,
-                        rate: RateBps::clamped(d.interest_rate_bps),
-                        months: u32::try_from(d.tenure_months).unwrap(),
-                        disbursed_on: d.disbursed_on,
-                        first_due_on: d.first_due_on,
-                        collateral: d.collateral_value.unwrap_or(0),
-                        purpose: Purpose::Personal,
-                        origination_pd: Some(pd_of[d.loan_id.as_str()]),
-                    });
+                    reference.disburse(Disbursal::from_event(
+                        d,
+                        Purpose::Personal,
+                        Some(pd_of[d.loan_id.as_str()]),
+                    ));
                     Ok(())
                 }
                 LoanEventBody::PaymentReceived(p) => {

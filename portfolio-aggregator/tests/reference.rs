@@ -21,7 +21,6 @@ use portfolio_aggregator::message::{Incoming, Payload, Source};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use risk_core::book::{Book, Disbursal, Loan};
-use risk_core::money::RateBps;
 use risk_core::settings::DomainSettings;
 use runtime::postgres::{connect, ScratchDatabase};
 use schemas::{LoanEvent, LoanEventBody, Purpose};
@@ -213,18 +212,11 @@ async fn replay(seed: u64, applications: u64) {
             offset += 1;
             let outcome = match &e.body {
                 LoanEventBody::LoanDisbursed(d) => {
-                    reference.disburse(Disbursal {
-                        loan_id: d.loan_id.clone(),
-                        customer_id: d.customer_id.clone(),
-                        principal: d.principal,
-                        rate: RateBps::clamped(d.interest_rate_bps),
-                        months: u32::try_from(d.tenure_months).unwrap(),
-                        disbursed_on: d.disbursed_on,
-                        first_due_on: d.first_due_on,
-                        collateral: d.collateral_value.unwrap_or(0).max(0),
-                        purpose: purpose[d.application_id.as_str()],
-                        origination_pd: origination.get(d.application_id.as_str()).copied(),
-                    });
+                    reference.disburse(Disbursal::from_event(
+                        d,
+                        purpose[d.application_id.as_str()],
+                        origination.get(d.application_id.as_str()).copied(),
+                    ));
                     Ok(())
                 }
                 LoanEventBody::PaymentReceived(p) => {

@@ -55,6 +55,29 @@ pub struct Disbursal {
     pub origination_pd: Option<f64>,
 }
 
+impl Disbursal {
+    /// The disbursal an event announces, with what the book learns elsewhere: the purpose (from
+    /// the application) and the origination PD (from the decision).
+    pub fn from_event(
+        d: &schemas::LoanDisbursed,
+        purpose: schemas::Purpose,
+        origination_pd: Option<f64>,
+    ) -> Self {
+        Disbursal {
+            loan_id: d.loan_id.clone(),
+            customer_id: d.customer_id.clone(),
+            principal: d.principal,
+            rate: RateBps::clamped(d.interest_rate_bps),
+            months: u32::try_from(d.tenure_months).unwrap_or(1).max(1),
+            disbursed_on: d.disbursed_on,
+            first_due_on: d.first_due_on,
+            collateral: d.collateral_value.unwrap_or(0).max(0),
+            purpose,
+            origination_pd,
+        }
+    }
+}
+
 /// One loan of the reference book.
 #[derive(Debug, Clone)]
 pub struct Loan {
@@ -300,6 +323,7 @@ impl Book {
     }
 
     fn apply_write_off(&mut self, loan_id: &str, on: NaiveDate) {
+        let counted = self.counted_on(on);
         let Some(l) = self.loans.get_mut(loan_id) else {
             return;
         };
@@ -311,10 +335,6 @@ impl Book {
         l.written_off_on = Some(on);
         l.unrecovered_arrears = q.arrears;
         l.written_off_amount = q.outstanding_principal;
-        let counted = self
-            .last_closed
-            .and_then(|c| c.succ_opt())
-            .map_or(on, |next| on.max(next));
         self.transitions.push(Transition {
             loan_id: loan_id.into(),
             date: counted,

@@ -448,8 +448,6 @@ pub fn delinquency_of(c: &Cursor, as_of: NaiveDate) -> Delinquency {
 pub struct Ledger {
     /// The cursor over the whole schedule (from instalment 1).
     pub cursor: Cursor,
-    /// The original number of instalments.
-    pub instalments: u32,
 }
 
 impl Ledger {
@@ -462,7 +460,6 @@ impl Ledger {
     ) -> Self {
         Ledger {
             cursor: Cursor::new(schedule, rate, disbursed_on, mode),
-            instalments: u32::try_from(schedule.len()).unwrap_or(u32::MAX),
         }
     }
 
