@@ -626,11 +626,13 @@ async fn apply_events(
     out.applied +=
         disbursals.len() + payments.len() + after_write_off.len() + write_offs.len() + losses.len();
     // Each loan's payments and write-off keep their order in the stream.
+    let mut daily = Daily::new();
     disburse(tx, &disbursals, out).await?;
-    receive_payments(tx, &payments, last_closed, mode, out).await?;
+    receive_payments(tx, &payments, last_closed, mode, &mut daily, out).await?;
     write_off(tx, &write_offs, last_closed, out).await?;
-    receive_payments(tx, &after_write_off, last_closed, mode, out).await?;
+    receive_payments(tx, &after_write_off, last_closed, mode, &mut daily, out).await?;
     mark_loss(tx, &losses, out).await?;
+    write_daily(tx, &daily).await?;
     Ok(ticks)
 }
 
@@ -928,6 +930,7 @@ async fn receive_payments(
     payments: &[(usize, &PaymentReceived)],
     last_closed: Option<NaiveDate>,
     mode: PrepaymentMode,
+    daily: &mut Daily,
     out: &mut BatchOutcome,
 ) -> Result<(), sqlx::Error> {
     if payments.is_empty() {
@@ -1007,21 +1010,26 @@ async fn receive_payments(
         .execute(&mut *tx)
         .await?;
     }
-    book_payments(tx, &now, last_closed, mode).await
+    book_payments(tx, &now, last_closed, mode, daily).await
 }
 
 fn cursor_bug(e: NeedsRest) -> sqlx::Error {
     sqlx::Error::Protocol(format!("payment cursor: {e} after it was read to its end"))
 }
 
+/// The repayment counters of each counted date: payments, amount, to interest, to principal,
+/// surplus, instalments settled, settled on time, recovered.
+type Daily = BTreeMap<NaiveDate, [i64; 8]>;
+
 /// Book checked payments, in the order given: allocation by the one cursor of
 /// `risk_core::dpd`, the loan's figures, a rescheduled remainder after a prepayment or a
-/// foreclosure, and the day's repayment counters.
+/// foreclosure; the day's repayment counters are added to `daily`.
 async fn book_payments(
     tx: &mut PgConnection,
     accepted: &[&PaymentReceived],
     last_closed: Option<NaiveDate>,
     mode: PrepaymentMode,
+    daily: &mut Daily,
 ) -> Result<(), sqlx::Error> {
     if accepted.is_empty() {
         return Ok(());
@@ -1063,7 +1071,6 @@ async fn book_payments(
     // Allocate in order.
     let mut pay = PaymentRows::default();
     let mut loan_delta: BTreeMap<&str, Delta> = BTreeMap::new();
-    let mut daily: BTreeMap<NaiveDate, [i64; 8]> = BTreeMap::new();
     for p in accepted {
         let Some(stored) = cursors.get_mut(&p.loan_id) else {
             continue;
@@ -1158,7 +1165,15 @@ async fn book_payments(
     )
     .execute(&mut *tx)
     .await?;
-    rewrite_schedules(tx, &loan_delta, &cursors).await?;
+    rewrite_schedules(tx, &loan_delta, &cursors).await
+}
+
+/// Add the repayment counters of `daily` to the book's. The rows are shared by concurrent
+/// transactions: written once, last, in date order.
+async fn write_daily(tx: &mut PgConnection, daily: &Daily) -> Result<(), sqlx::Error> {
+    if daily.is_empty() {
+        return Ok(());
+    }
     let days: Vec<NaiveDate> = daily.keys().copied().collect();
     let col = |k: usize| daily.values().map(|v| v[k]).collect::<Vec<i64>>();
     sqlx::query!(
@@ -1466,57 +1481,121 @@ async fn apply_write_offs(
     Ok(())
 }
 
-/// Apply the payments and write-offs that waited for day-ends up to `date`, in date order,
-/// then arrival order.
+/// Whether the ticks of `partitions` for `date`, with those already recorded, complete a day
+/// that is not closed yet (so its day-end runs when they are recorded).
+pub async fn completes_day(
+    tx: &mut PgConnection,
+    date: NaiveDate,
+    partitions: &[i32],
+    event_partitions: i32,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT ticks, closed_at IS NOT NULL AS \"closed!\" FROM business_days \
+         WHERE business_date = $1",
+        date
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (mut ticks, closed) = row.map_or((Vec::new(), false), |r| (r.ticks, r.closed));
+    if closed {
+        return Ok(false);
+    }
+    ticks.extend_from_slice(partitions);
+    ticks.sort_unstable();
+    ticks.dedup();
+    Ok(ticks.len() >= usize::try_from(event_partitions).unwrap_or(usize::MAX))
+}
+
+/// Apply share `share` of `shares` (by loan) of the payments and write-offs waiting for
+/// day-ends up to `date`, ahead of that day-end, which would apply them first in its own
+/// transaction. Only when every events partition has ticked for `date`: no event is then
+/// applied until the day closes, so each loan's events keep their order. Shares touch disjoint
+/// loans and commit on their own.
+pub async fn release_share(
+    tx: &mut PgConnection,
+    date: NaiveDate,
+    share: i32,
+    shares: i32,
+    mode: PrepaymentMode,
+) -> Result<(), sqlx::Error> {
+    release_pending(tx, date, mode, Some((share, shares))).await
+}
+
+/// Apply the payments and write-offs that waited for day-ends up to `date` (those of one share
+/// of the loans when given), in date order, then arrival order.
 async fn release_pending(
     tx: &mut PgConnection,
     date: NaiveDate,
     mode: PrepaymentMode,
+    share: Option<(i32, i32)>,
 ) -> Result<(), sqlx::Error> {
     let last_closed: Option<NaiveDate> = sqlx::query_scalar!(
         "SELECT max(business_date) FROM business_days WHERE closed_at IS NOT NULL"
     )
     .fetch_one(&mut *tx)
     .await?;
+    let (k, n) = share.unzip();
     let rows = sqlx::query!(
         "DELETE FROM pending_events WHERE business_date <= $1 \
+           AND ($2::int4 IS NULL OR mod(abs(hashtext(loan_id)::int8), $3::int4) = $2) \
          RETURNING seq, business_date, kind, loan_id, payment_id, amount",
-        date
+        date,
+        k,
+        n
     )
     .fetch_all(&mut *tx)
     .await?;
     let mut rows: Vec<_> = rows.into_iter().collect();
     rows.sort_by_key(|r| (r.business_date, r.seq));
-    // Runs of one kind at a time, so a payment and a write-off of one loan keep their order.
-    let mut k = 0;
-    while k < rows.len() {
-        let kind = rows[k].kind.clone();
-        let end = rows[k..]
+    // Each loan's events in order, in layers: a layer holds, for every loan, its next run of
+    // one kind (payments, or a write-off), so a loan's payment and write-off keep their order
+    // while the payments of all loans without a write-off go in one call.
+    let mut run_of: HashMap<&str, (usize, &str)> = HashMap::new();
+    let mut layers: Vec<Vec<usize>> = Vec::new();
+    for (k, r) in rows.iter().enumerate() {
+        let layer = match run_of.get_mut(r.loan_id.as_str()) {
+            Some((layer, kind)) if *kind == r.kind.as_str() => *layer,
+            Some((layer, kind)) => {
+                *layer += 1;
+                *kind = r.kind.as_str();
+                *layer
+            }
+            None => {
+                run_of.insert(r.loan_id.as_str(), (0, r.kind.as_str()));
+                0
+            }
+        };
+        if layers.len() <= layer {
+            layers.resize_with(layer + 1, Vec::new);
+        }
+        layers[layer].push(k);
+    }
+    let mut daily = Daily::new();
+    for layer in &layers {
+        let payments: Vec<PaymentReceived> = layer
             .iter()
-            .position(|r| r.kind != kind)
-            .map_or(rows.len(), |n| k + n);
-        if kind == "payment" {
-            let payments: Vec<PaymentReceived> = rows[k..end]
-                .iter()
-                .map(|r| PaymentReceived {
-                    payment_id: r.payment_id.clone().unwrap_or_default(),
-                    loan_id: r.loan_id.clone(),
-                    amount: r.amount.unwrap_or(0),
-                    paid_on: r.business_date,
-                })
-                .collect();
-            let refs: Vec<&PaymentReceived> = payments.iter().collect();
-            book_payments(tx, &refs, last_closed, mode).await?;
-        } else {
-            let w: Vec<(String, NaiveDate)> = rows[k..end]
-                .iter()
-                .map(|r| (r.loan_id.clone(), r.business_date))
-                .collect();
+            .map(|&k| &rows[k])
+            .filter(|r| r.kind == "payment")
+            .map(|r| PaymentReceived {
+                payment_id: r.payment_id.clone().unwrap_or_default(),
+                loan_id: r.loan_id.clone(),
+                amount: r.amount.unwrap_or(0),
+                paid_on: r.business_date,
+            })
+            .collect();
+        let refs: Vec<&PaymentReceived> = payments.iter().collect();
+        book_payments(tx, &refs, last_closed, mode, &mut daily).await?;
+        let w: Vec<(String, NaiveDate)> = layer
+            .iter()
+            .map(|&k| &rows[k])
+            .filter(|r| r.kind != "payment")
+            .map(|r| (r.loan_id.clone(), r.business_date))
+            .collect();
+        if !w.is_empty() {
             apply_write_offs(tx, &w, last_closed).await?;
         }
-        k = end;
     }
-    Ok(())
+    write_daily(tx, &daily).await
 }
 
 async fn mark_loss(
@@ -1571,7 +1650,7 @@ async fn record_tick(
     if ticked < partitions {
         return Ok(false);
     }
-    release_pending(tx, date, ctx.domain.servicing.prepayment).await?;
+    release_pending(tx, date, ctx.domain.servicing.prepayment, None).await?;
     let report = dayend::close_day(tx, date, &ctx.domain).await?;
     out.closed.push(report);
     Ok(true)

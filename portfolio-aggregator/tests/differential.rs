@@ -8,7 +8,9 @@
 //! book (fewest loans) that still shows it, and that book is printed.
 //!
 //! CI replays `DIFFERENTIAL_BOOKS` books (default 12) from a fixed seed; set it higher for a
-//! soak, and `DIFFERENTIAL_SEED` to start elsewhere.
+//! soak, and `DIFFERENTIAL_SEED` to start elsewhere. Books that close on the same days are
+//! replayed together, up to `DIFFERENTIAL_BATCH` (default 50) at a time, as one book of
+//! disjoint customers; a difference is traced back to the single book that shows it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -100,8 +102,8 @@ fn random_book(seed: u64) -> RandomBook {
                 _ => rng.gen_range(1..20_000_000),
             };
             loans.push(RandomLoan {
-                id: format!("L{}", loans.len() + 1),
-                customer: format!("C{c}"),
+                id: format!("B{seed}L{}", loans.len() + 1),
+                customer: format!("B{seed}C{c}"),
                 principal: rng.gen_range(10_000..50_000_000),
                 rate_bps: rng.gen_range(0..3_000),
                 months,
@@ -162,7 +164,7 @@ fn plan(l: &RandomLoan, rng: &mut ChaCha8Rng, n: &mut u64) -> Vec<Planned> {
                 date: on,
                 shift: shift(rng),
                 body: LoanEventBody::PaymentReceived(PaymentReceived {
-                    payment_id: format!("P{n}"),
+                    payment_id: format!("{}P{n}", l.id),
                     loan_id: l.id.clone(),
                     amount,
                     paid_on: on,
@@ -244,7 +246,7 @@ fn plan(l: &RandomLoan, rng: &mut ChaCha8Rng, n: &mut u64) -> Vec<Planned> {
                             date: on + Duration::days(20),
                             shift: 0,
                             body: LoanEventBody::PaymentReceived(PaymentReceived {
-                                payment_id: format!("P{n}"),
+                                payment_id: format!("{}P{n}", l.id),
                                 loan_id: l.id.clone(),
                                 amount,
                                 paid_on: on + Duration::days(20),
@@ -303,8 +305,10 @@ fn no_current_pd(_: &Loan, _: NaiveDate) -> Option<f64> {
     None
 }
 
-/// Replay `book` through both engines; the first difference, if any.
-async fn replay(engine: &Engine, book: &RandomBook) -> Result<(usize, usize), String> {
+/// Replay `books` (which close on the same days) through both engines as one book: their
+/// customers and loans are disjoint, so each loan is compared exactly as if its book were
+/// replayed alone. The first difference, if any.
+async fn replay(engine: &Engine, books: &[&RandomBook]) -> Result<(usize, usize), String> {
     engine.reset().await;
     let domain = DomainSettings::default();
     let ctx = ApplyContext {
@@ -312,18 +316,22 @@ async fn replay(engine: &Engine, book: &RandomBook) -> Result<(usize, usize), St
         event_partitions: 1,
         domain: domain.clone(),
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(book.seed ^ 0x5eed);
-    let mut n = 0;
+    let close_every = books.first().map_or(1, |b| b.close_every);
+    assert!(books.iter().all(|b| b.close_every == close_every));
     let mut planned: Vec<Planned> = Vec::new();
-    for l in &book.loans {
-        planned.extend(plan(l, &mut rng, &mut n));
+    for book in books {
+        let mut rng = ChaCha8Rng::seed_from_u64(book.seed ^ 0x5eed);
+        let mut n = 0;
+        for l in &book.loans {
+            planned.extend(plan(l, &mut rng, &mut n));
+        }
     }
     let last = planned.iter().map(|p| p.date).max().unwrap_or(start()) + Duration::days(100);
     let mut closes = Vec::new();
-    let mut day = start() + Duration::days(book.close_every - 1);
+    let mut day = start() + Duration::days(close_every - 1);
     while day <= last {
         closes.push(day);
-        day += Duration::days(book.close_every);
+        day += Duration::days(close_every);
     }
     // Each event's slot: the index of the first close on or after its date, shifted; a loan's
     // disbursal always comes first, so nothing is shifted before it.
@@ -358,8 +366,9 @@ async fn replay(engine: &Engine, book: &RandomBook) -> Result<(usize, usize), St
 
     let mut reference = Book::new(domain.clone());
     let mut offset = 0i64;
+    let loans: Vec<&RandomLoan> = books.iter().flat_map(|b| &b.loans).collect();
     let pd_of: std::collections::HashMap<&str, f64> =
-        book.loans.iter().map(|l| (l.id.as_str(), l.pd)).collect();
+        loans.iter().map(|l| (l.id.as_str(), l.pd)).collect();
     let mut compared = 0;
     for (k, close) in closes.iter().enumerate() {
         let mut batch = Vec::new();
@@ -402,8 +411,8 @@ async fn replay(engine: &Engine, book: &RandomBook) -> Result<(usize, usize), St
              FROM unnest($1::text[], $2::float8[]) AS u(id, pd) \
              WHERE l.loan_id = u.id AND l.origination_pd IS NULL",
         )
-        .bind(book.loans.iter().map(|l| l.id.clone()).collect::<Vec<_>>())
-        .bind(book.loans.iter().map(|l| l.pd).collect::<Vec<_>>())
+        .bind(loans.iter().map(|l| l.id.clone()).collect::<Vec<_>>())
+        .bind(loans.iter().map(|l| l.pd).collect::<Vec<_>>())
         .execute(&engine.pool)
         .await
         .unwrap();
@@ -480,7 +489,7 @@ async fn shrink(engine: &Engine, mut book: RandomBook, mut error: String) -> (Ra
             if candidate.loans.is_empty() {
                 continue;
             }
-            if let Err(e) = replay(engine, &candidate).await {
+            if let Err(e) = replay(engine, &[&candidate]).await {
                 smaller = Some((candidate, e));
                 break;
             }
@@ -495,38 +504,70 @@ async fn shrink(engine: &Engine, mut book: RandomBook, mut error: String) -> (Ra
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_books_agree_with_risk_core_every_loan_every_day() {
-    let books: u64 = std::env::var("DIFFERENTIAL_BOOKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
-    let first: u64 = std::env::var("DIFFERENTIAL_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    let engine = Engine::new().await;
-    let (mut closes, mut compared, mut loans) = (0, 0, 0);
-    for seed in first..first + books {
-        let book = random_book(seed);
-        match replay(&engine, &book).await {
-            Ok((c, n)) => {
-                closes += c;
-                compared += n;
-                loans += book.loans.len();
+/// Replay a batch of books that close on the same days; on a difference, find the book that
+/// shows it alone and panic with its smallest form.
+async fn check(engine: &Engine, batch: &[RandomBook]) -> (usize, usize, usize) {
+    let refs: Vec<&RandomBook> = batch.iter().collect();
+    match replay(engine, &refs).await {
+        Ok((closes, compared)) => (closes, compared, batch.iter().map(|b| b.loans.len()).sum()),
+        Err(e) => {
+            for book in batch {
+                if let Err(alone) = replay(engine, &[book]).await {
+                    let (smallest, error) = shrink(engine, book.clone(), alone).await;
+                    panic!(
+                        "book {} differs: {error}\nsmallest book showing it:\n{smallest:#?}",
+                        book.seed
+                    );
+                }
             }
-            Err(e) => {
-                let (smallest, error) = shrink(&engine, book, e).await;
-                panic!("book {seed} differs: {error}\nsmallest book showing it:\n{smallest:#?}");
-            }
-        }
-        if seed % 500 == 0 {
-            eprintln!(
-                "{} books, {loans} loans, {closes} day-ends, {compared} loan-days",
-                seed - first + 1
-            );
+            let seeds: Vec<u64> = batch.iter().map(|b| b.seed).collect();
+            panic!("books {seeds:?} differ only together: {e}");
         }
     }
-    eprintln!("{books} random books from seed {first}: {loans} loans, {closes} day-ends, {compared} loan-days compared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_books_agree_with_risk_core_every_loan_every_day() {
+    let env = |name: &str, default: u64| -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let books = env("DIFFERENTIAL_BOOKS", 12);
+    let first = env("DIFFERENTIAL_SEED", 1);
+    // Books replayed together (those that close on the same days).
+    let together = env("DIFFERENTIAL_BATCH", 50).max(1) as usize;
+    let engine = Engine::new().await;
+    let (mut closes, mut compared, mut loans, mut done) = (0, 0, 0, 0u64);
+    let mut waiting: std::collections::BTreeMap<i64, Vec<RandomBook>> = Default::default();
+    for seed in first..first + books {
+        let book = random_book(seed);
+        let bucket = waiting.entry(book.close_every).or_default();
+        bucket.push(book);
+        let last = seed + 1 == first + books;
+        let full: Vec<i64> = waiting
+            .iter()
+            .filter(|(_, b)| b.len() >= together || (last && !b.is_empty()))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in full {
+            let batch = waiting.remove(&k).unwrap_or_default();
+            let (c, n, l) = check(&engine, &batch).await;
+            closes += c;
+            compared += n;
+            loans += l;
+            let before = done;
+            done += batch.len() as u64;
+            if done / 500 != before / 500 {
+                eprintln!("{done} books, {loans} loans, {closes} day-ends, {compared} loan-days");
+            }
+        }
+    }
+    eprintln!(
+        "{books} random books from seed {first}: {loans} loans, {closes} day-ends, \
+         {compared} loan-days compared"
+    );
+    assert_eq!(done, books);
     assert!(compared > 0);
 }
