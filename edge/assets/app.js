@@ -111,6 +111,7 @@
         ["IFRS 9 ECL", inr(s.ecl)],
         ["Default rate", pct(s.default_rate)],
         ["Approval rate", pct(s.approval_rate)],
+        ["Referral rate", pct(s.referral_rate)],
         ["Champion", (models.serving && models.serving.champion) || "none"],
         ["Decision latency p50 / p99", p50 === null ? "n/a" : (1000 * p50).toFixed(0) + " / " + (p99 === null ? ">" : (1000 * p99).toFixed(0)) + " ms"],
         ["Consumer lag", lag.toLocaleString() + " messages"],
@@ -132,6 +133,7 @@
       ] } });
       chart("approval", { type: "line", data: { labels: days, datasets: [
         { label: "approval rate %", data: trend.map((p) => 100 * p.approval_rate), pointRadius: 0, yAxisID: "y" },
+        { label: "referral rate %", data: trend.map((p) => 100 * p.referral_rate), pointRadius: 0, yAxisID: "y" },
         { label: "ECL (₹ lakh)", data: trend.map((p) => p.ecl / 1e7), pointRadius: 0, yAxisID: "y1" },
       ] }, options: { scales: { y1: { position: "right" } } } });
       chart("dpd", { type: "doughnut", options: { aspectRatio: 2 }, data: { labels: npa.by_dpd_bucket.map((g) => g.key), datasets: [

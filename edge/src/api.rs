@@ -368,6 +368,8 @@ impl From<&PortfolioSummary> for SummaryView {
                 "npa_loans": s.npa_loans,
                 "total_applications": s.decided,
                 "approved_applications": s.approved,
+                "referred_applications": s.referred,
+                "declined_applications": s.declined,
             }),
             financial_metrics: serde_json::json!({
                 "total_disbursed": s.total_disbursed,
@@ -386,6 +388,7 @@ impl From<&PortfolioSummary> for SummaryView {
             risk_metrics: serde_json::json!({
                 "default_rate": s.default_rate,
                 "approval_rate": s.approval_rate,
+                "referral_rate": s.referral_rate,
                 "npa_ratio": s.npa_ratio,
                 "par30": s.par30,
                 "par90": s.par90,

@@ -3,8 +3,10 @@
 //!
 //! 1. Loans still missing their purpose, region, grade or origination PD take them from the
 //!    application, the customer and the decision that have arrived since.
-//! 2. At the first day-end of a month, the month just ended is rolled: each loan's bucket at the
-//!    start of the month against its bucket now (count and balance).
+//! 2. At the first day-end of a month, the month just ended is rolled from month-end cut-offs:
+//!    each loan's bucket and balance at the last day-end of the month before against its bucket
+//!    at the last day-end of the month (both recorded by the day-ends, so the new day's events
+//!    change neither); loans disbursed during the month are not in it.
 //! 3. Every open loan is aged: DPD from its oldest unpaid instalment, arrears, the IRAC class
 //!    (SMA buckets, NPA on DPD above the threshold, NPA sub-classes by time as NPA, upgrade only
 //!    when all arrears are paid, Loss when marked), borrower-wise NPA, the IFRS 9 stage (DPD
@@ -150,14 +152,19 @@ async fn fill_loan_attributes(tx: &mut PgConnection) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
-/// Record the month of `last_day`: bucket at the month's start → bucket now, then restart.
+/// Roll the month of `last_day` (the month's last day-end): each loan open at the last day-end
+/// of the month before, from its bucket then to its bucket at `last_day`'s day-end (Closed and
+/// Written-off included), by count and by its balance then; then the next month's opening
+/// population: the loans open at `last_day`'s day-end. Runs before the new day is aged, so the
+/// day-end figures read are still `last_day`'s.
 async fn roll_month(tx: &mut PgConnection, last_day: NaiveDate) -> Result<(), sqlx::Error> {
     let month = last_day.with_day(1).unwrap_or(last_day);
     sqlx::query!(
         "INSERT INTO roll_rates (month, from_bucket, to_bucket, loans, balance) \
-         SELECT $1, month_start_bucket, dpd_bucket(state, dpd), count(*), \
+         SELECT $1, month_start_bucket, dayend_bucket, count(*), \
            coalesce(sum(month_start_balance), 0) \
-         FROM loan_status WHERE month_start_bucket IS NOT NULL GROUP BY 2, 3 \
+         FROM loan_status WHERE month_start_bucket IS NOT NULL AND dayend_bucket IS NOT NULL \
+         GROUP BY 2, 3 \
          ON CONFLICT DO NOTHING",
         month
     )
@@ -165,9 +172,12 @@ async fn roll_month(tx: &mut PgConnection, last_day: NaiveDate) -> Result<(), sq
     .await?;
     sqlx::query!(
         "UPDATE loan_status SET \
-           month_start_bucket = CASE WHEN state = 'ACTIVE' THEN dpd_bucket(state, dpd) END, \
-           month_start_balance = CASE WHEN state = 'ACTIVE' THEN outstanding_principal END \
-         WHERE state = 'ACTIVE' OR month_start_bucket IS NOT NULL"
+           month_start_bucket = CASE WHEN dayend_bucket NOT IN ('CLOSED', 'WRITTEN_OFF') \
+             THEN dayend_bucket END, \
+           month_start_balance = CASE WHEN dayend_bucket NOT IN ('CLOSED', 'WRITTEN_OFF') \
+             THEN dayend_balance END \
+         WHERE month_start_bucket IS NOT NULL \
+            OR dayend_bucket NOT IN ('CLOSED', 'WRITTEN_OFF')"
     )
     .execute(&mut *tx)
     .await?;
@@ -252,6 +262,8 @@ base0 AS (
      OR s.accrued_interest > 0 OR s.interest_suspended > 0 OR s.unrecovered_arrears > 0
      OR s.ead > 0
      OR (s.state = 'CLOSED' AND (s.asset_class <> 'STANDARD' OR s.stage <> 1))
+     -- A loan closed or written off since the last day-end that aged it.
+     OR s.dayend_bucket IS DISTINCT FROM dpd_bucket(s.state, 0)
 ),
 base AS (
   SELECT b.*, CASE WHEN b.due_count = 0 THEN b.disbursed_on
@@ -393,6 +405,7 @@ upd AS (
     asset_class = f.class, npa_since = f.npa_since, stage = f.stage,
     current_pd = f.current_pd, provision = f.provision, ecl = f.ecl, ead = f.ead,
     remaining_months = f.remaining, lgd_bps = CASE WHEN f.state = 'ACTIVE' THEN f.lgd ELSE 0 END,
+    dayend_bucket = dpd_bucket(f.state, f.dpd), dayend_balance = f.outstanding,
     first_dpd30_on = coalesce(s.first_dpd30_on, CASE WHEN f.dpd > 30 THEN $1::date END),
     first_dpd60_on = coalesce(s.first_dpd60_on, CASE WHEN f.dpd > 60 THEN $1::date END),
     first_dpd90_on = coalesce(s.first_dpd90_on, CASE WHEN f.dpd > 90 THEN $1::date END)
@@ -400,12 +413,13 @@ upd AS (
   WHERE s.loan_id = f.loan_id
     AND (s.dpd, s.arrears, s.arrears_interest, s.accrued_interest, s.interest_suspended,
          s.asset_class, s.npa_since, s.stage, s.current_pd, s.provision, s.ecl, s.ead,
-         s.remaining_months, s.lgd_bps)
+         s.remaining_months, s.lgd_bps, s.dayend_bucket, s.dayend_balance)
       IS DISTINCT FROM
         (f.dpd, CASE WHEN f.state = 'ACTIVE' THEN f.arrears ELSE 0 END, f.arrears_interest,
          f.accrued_interest, f.interest_suspended, f.class, f.npa_since, f.stage, f.current_pd,
          f.provision, f.ecl, f.ead, f.remaining,
-         CASE WHEN f.state = 'ACTIVE' THEN f.lgd ELSE 0 END)
+         CASE WHEN f.state = 'ACTIVE' THEN f.lgd ELSE 0 END, dpd_bucket(f.state, f.dpd),
+         f.outstanding)
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM fin) AS "aged!", (SELECT count(*) FROM upd) AS "changed!",

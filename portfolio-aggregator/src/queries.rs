@@ -64,17 +64,29 @@ pub struct PortfolioSummary {
     pub ecl: i64,
     /// Loans ever 90+ DPD over loans disbursed.
     pub default_rate: f64,
-    /// Approved over decided applications (applications submitted on or before the date,
-    /// whenever decided: a replayed or re-scored application counts on its submission date).
+    /// Approved over approved and declined applications (referred ones are not decided yet);
+    /// applications submitted on or before the date, whenever scored: a replayed or re-scored
+    /// application counts on its submission date.
     pub approval_rate: f64,
-    /// Applications submitted to date and decided.
+    /// Referred over all applications scored.
+    pub referral_rate: f64,
+    /// Applications submitted to date and scored (approved, referred or declined).
     pub decided: i64,
     /// Applications approved.
     pub approved: i64,
+    /// Applications referred for manual review.
+    pub referred: i64,
+    /// Applications declined.
+    pub declined: i64,
     /// Principal written off, minor units.
     pub written_off_amount: i64,
     /// Repayments collected to date, minor units.
     pub collected: i64,
+}
+
+/// Approved over approved and declined (DOMAIN.md: referred applications are not decided yet).
+fn approval_rate(approved: i64, declined: i64) -> f64 {
+    ratio(approved, approved + declined)
 }
 
 fn ratio(n: i64, d: i64) -> f64 {
@@ -109,7 +121,8 @@ pub async fn summary(
     let r = sqlx::query!(
         "SELECT total_loans, active_loans, defaulted_loans, closed_loans, written_off_loans, \
            total_disbursed, outstanding, npa_amount, npa_loans, npa_provisions, provisions, \
-           par30, par90, ecl, decided, approved, written_off_amount, collected \
+           par30, par90, ecl, decided, approved, referred, declined, written_off_amount, \
+           collected \
          FROM portfolio_daily WHERE business_date = $1",
         date
     )
@@ -139,9 +152,12 @@ pub async fn summary(
         par90: ratio(r.par90, outstanding),
         ecl: r.ecl,
         default_rate: ratio(r.defaulted_loans, total),
-        approval_rate: ratio(approved, decided),
+        approval_rate: approval_rate(approved, r.declined),
+        referral_rate: ratio(r.referred, decided),
         decided,
         approved,
+        referred: r.referred,
+        declined: r.declined,
         written_off_amount: r.written_off_amount,
         collected: r.collected,
     })
@@ -485,17 +501,22 @@ pub struct RollCell {
 /// The roll-rate matrix of one month.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollRates {
+    /// Business date answered for: the month is the last one complete (rolled at the first
+    /// day-end of the month after it) on that date.
+    pub business_date: NaiveDate,
     /// Month (first day).
     pub month: NaiveDate,
     /// Cells.
     pub cells: Vec<RollCell>,
 }
 
-/// The roll-rate matrix of the last complete month on or before `as_of`.
+/// The roll-rate matrix of the last month rolled by the day-end of `as_of` (default: the last
+/// closed date): a month is rolled at the first day-end after it, so on any closed date in the
+/// month after it or later.
 pub async fn roll_rates(pool: &PgPool, as_of: Option<NaiveDate>) -> Result<RollRates, QueryError> {
     let d = resolve_date(pool, as_of).await?;
     let month: Option<NaiveDate> = sqlx::query_scalar!(
-        "SELECT max(month) FROM roll_rates WHERE month + interval '1 month' <= $1::date + 1",
+        "SELECT max(month) FROM roll_rates WHERE month + interval '1 month' <= $1::date",
         d
     )
     .fetch_one(pool)
@@ -533,7 +554,11 @@ pub async fn roll_rates(pool: &PgPool, as_of: Option<NaiveDate>) -> Result<RollR
             }
         })
         .collect();
-    Ok(RollRates { month, cells })
+    Ok(RollRates {
+        business_date: d,
+        month,
+        cells,
+    })
 }
 
 /// One point of the portfolio trend.
@@ -551,8 +576,10 @@ pub struct TrendPoint {
     pub par90: f64,
     /// ECL, minor units.
     pub ecl: i64,
-    /// Approval rate to date.
+    /// Approval rate to date: approved over approved and declined.
     pub approval_rate: f64,
+    /// Referral rate to date: referred over all scored.
+    pub referral_rate: f64,
 }
 
 /// The last `days` snapshots up to `as_of`, oldest first.
@@ -563,7 +590,8 @@ pub async fn trend(
 ) -> Result<Vec<TrendPoint>, QueryError> {
     let d = resolve_date(pool, as_of).await?;
     let rows = sqlx::query!(
-        "SELECT business_date, outstanding, npa_amount, par30, par90, ecl, approved, decided \
+        "SELECT business_date, outstanding, npa_amount, par30, par90, ecl, approved, decided, \
+           referred, declined \
          FROM portfolio_daily WHERE business_date <= $1 ORDER BY business_date DESC LIMIT $2",
         d,
         days.max(1)
@@ -573,28 +601,15 @@ pub async fn trend(
     Ok(rows
         .into_iter()
         .rev()
-        .map(|r| {
-            (
-                r.business_date,
-                r.outstanding,
-                r.npa_amount,
-                r.par30,
-                r.par90,
-                r.ecl,
-                r.approved,
-                r.decided,
-            )
+        .map(|r| TrendPoint {
+            business_date: r.business_date,
+            outstanding: r.outstanding,
+            npa_ratio: ratio(r.npa_amount, r.outstanding),
+            par30: ratio(r.par30, r.outstanding),
+            par90: ratio(r.par90, r.outstanding),
+            ecl: r.ecl,
+            approval_rate: approval_rate(r.approved, r.declined),
+            referral_rate: ratio(r.referred, r.decided),
         })
-        .map(
-            |(date, out, npa, p30, p90, ecl, approved, decided)| TrendPoint {
-                business_date: date,
-                outstanding: out,
-                npa_ratio: ratio(npa, out),
-                par30: ratio(p30, out),
-                par90: ratio(p90, out),
-                ecl,
-                approval_rate: ratio(approved, decided),
-            },
-        )
         .collect())
 }

@@ -151,7 +151,25 @@ fn the_demo_comes_up_and_serves_the_seed_api_the_dashboard_and_live_decisions_wi
     assert!(summary["financial_metrics"]["npa_amount"].as_i64().unwrap() > 0);
     assert!(summary["financial_metrics"]["npa_ratio"].as_f64().unwrap() > 0.0);
     assert!(summary["risk_metrics"]["default_rate"].as_f64().unwrap() > 0.0);
-    assert!(summary["risk_metrics"]["approval_rate"].as_f64().unwrap() > 0.0);
+    // Approval rate = approved / (approved + declined); referrals are their own rate.
+    let stat = |k: &str| summary["loan_statistics"][k].as_i64().unwrap();
+    let (approved, referred, declined) = (
+        stat("approved_applications"),
+        stat("referred_applications"),
+        stat("declined_applications"),
+    );
+    assert!(referred > 0 && declined > 0, "{summary}");
+    assert_eq!(approved + referred + declined, stat("total_applications"));
+    let approval = summary["risk_metrics"]["approval_rate"].as_f64().unwrap();
+    assert!(
+        (approval - approved as f64 / (approved + declined) as f64).abs() < 1e-12,
+        "{summary}"
+    );
+    let referral = summary["risk_metrics"]["referral_rate"].as_f64().unwrap();
+    assert!(
+        (referral - referred as f64 / stat("total_applications") as f64).abs() < 1e-12,
+        "{summary}"
+    );
     let (s, npa) = get_json(&addr, "/api/portfolio/npa-analysis", &analyst);
     assert_eq!(s, 200);
     assert!(npa["by_class"].as_array().unwrap().len() > 1, "{npa}");

@@ -39,8 +39,10 @@ pub struct Summary {
     pub referred: u64,
     /// Legacy declines.
     pub declined: u64,
-    /// Approved / decided.
+    /// Approved / (approved + declined): referrals are not decided yet.
     pub approval_rate: f64,
+    /// Referred / all applications.
+    pub referral_rate: f64,
     /// Loans disbursed.
     pub disbursed: u64,
     /// Principal disbursed, minor units.
@@ -150,7 +152,8 @@ impl Tally {
             approved: self.approved,
             referred: self.referred,
             declined: self.declined,
-            approval_rate: ratio(self.approved, decided),
+            approval_rate: ratio(self.approved, self.approved + self.declined),
+            referral_rate: ratio(self.referred, decided),
             disbursed: self.disbursed,
             disbursed_amount: self.disbursed_amount,
             payments: self.payments,
@@ -198,12 +201,13 @@ impl Summary {
         let mut s = String::new();
         let pct = |x: f64| format!("{:.2}%", 100.0 * x);
         s.push_str(&format!(
-            "customers {}  applications {}  approved {} ({})  referred {}  declined {}\n",
+            "customers {}  applications {}  approved {} ({} of decided)  referred {} ({})  declined {}\n",
             self.customers,
             self.applications,
             self.approved,
             pct(self.approval_rate),
             self.referred,
+            pct(self.referral_rate),
             self.declined
         ));
         s.push_str(&format!(
