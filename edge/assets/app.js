@@ -81,7 +81,7 @@
       return;
     }
     try {
-      const [summary, trend, npa, vintage, conc, models] = await Promise.all([
+      const [summary, trendAnswer, npa, vintage, conc, models] = await Promise.all([
         api("/api/portfolio/summary"),
         api("/api/portfolio/trend?days=365"),
         api("/api/portfolio/npa-analysis"),
@@ -90,6 +90,7 @@
         api("/api/models"),
       ]);
       const s = summary.summary;
+      const trend = trendAnswer.points;
       const m = metrics(await fetch("/metrics").then((r) => r.text()).catch(() => ""));
       const latency = m.scorer_end_to_end_seconds_bucket;
       const p50 = quantile(latency, 0.5), p99 = quantile(latency, 0.99);
@@ -143,7 +144,7 @@
         { label: "outstanding (₹ lakh)", data: npa.by_class.map((g) => g.outstanding / 1e7) },
         { label: "provisions (₹ lakh)", data: npa.by_class.map((g) => g.provisions / 1e7) },
       ] } });
-      const recent = vintage.filter((v) => v.ever_90.length >= 3).slice(-6);
+      const recent = vintage.vintages.filter((v) => v.ever_90.length >= 3).slice(-6);
       const mob = Math.max(0, ...recent.map((v) => v.ever_90.length));
       chart("vintage", { type: "line", data: { labels: Array.from({ length: mob }, (_, i) => i + 1), datasets:
         recent.map((v) => ({ label: v.vintage.slice(0, 7), data: v.ever_90.map((x) => 100 * x), pointRadius: 0 })) } });

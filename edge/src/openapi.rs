@@ -107,9 +107,6 @@ fn responses(method: &str, path: &str, public: bool) -> Value {
         "/api/loans/apply" => {
             json!({"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}})
         }
-        "/api/portfolio/trend" | "/api/portfolio/vintage" => {
-            json!({"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}})
-        }
         _ => json!({"application/json": {"schema": {"type": "object"}}}),
     };
     let mut r = Map::new();

@@ -421,11 +421,20 @@ pub struct VintageCurve {
     pub ever_90: Vec<f64>,
 }
 
+/// Vintage curves as of a business date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vintages {
+    /// Business date answered for.
+    pub business_date: NaiveDate,
+    /// One curve per origination month, oldest first.
+    pub vintages: Vec<VintageCurve>,
+}
+
 /// Vintage curves as of `as_of`.
 pub async fn vintage_curves(
     pool: &PgPool,
     as_of: Option<NaiveDate>,
-) -> Result<Vec<VintageCurve>, QueryError> {
+) -> Result<Vintages, QueryError> {
     let d = resolve_date(pool, as_of).await?;
     let groups = breakdown(pool, d, "by_vintage").await?;
     let hits: Vec<(NaiveDate, i16, i32, i64)> = sqlx::query!(
@@ -478,7 +487,10 @@ pub async fn vintage_curves(
             ever_90: cumulative(&curves[2]),
         });
     }
-    Ok(out)
+    Ok(Vintages {
+        business_date: d,
+        vintages: out,
+    })
 }
 
 /// One cell of a roll-rate matrix.
@@ -582,12 +594,21 @@ pub struct TrendPoint {
     pub referral_rate: f64,
 }
 
+/// The trend up to a business date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trend {
+    /// Business date answered for (the last point's).
+    pub business_date: NaiveDate,
+    /// One point per closed business date, oldest first.
+    pub points: Vec<TrendPoint>,
+}
+
 /// The last `days` snapshots up to `as_of`, oldest first.
 pub async fn trend(
     pool: &PgPool,
     as_of: Option<NaiveDate>,
     days: i64,
-) -> Result<Vec<TrendPoint>, QueryError> {
+) -> Result<Trend, QueryError> {
     let d = resolve_date(pool, as_of).await?;
     let rows = sqlx::query!(
         "SELECT business_date, outstanding, npa_amount, par30, par90, ecl, approved, decided, \
@@ -598,7 +619,7 @@ pub async fn trend(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
+    let points = rows
         .into_iter()
         .rev()
         .map(|r| TrendPoint {
@@ -611,5 +632,9 @@ pub async fn trend(
             approval_rate: approval_rate(r.approved, r.declined),
             referral_rate: ratio(r.referred, r.decided),
         })
-        .collect())
+        .collect();
+    Ok(Trend {
+        business_date: d,
+        points,
+    })
 }

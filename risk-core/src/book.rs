@@ -180,6 +180,27 @@ enum Pending {
     WriteOff { loan: String },
 }
 
+/// What the payments counted from one business date did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Repayments {
+    /// Payments booked.
+    pub payments: i64,
+    /// Amount received.
+    pub amount: Minor,
+    /// Paid to interest.
+    pub to_interest: Minor,
+    /// Paid to principal.
+    pub to_principal: Minor,
+    /// Beyond what loans owed (owed back to customers).
+    pub surplus: Minor,
+    /// Recovered on written-off loans.
+    pub recovered: Minor,
+    /// Instalments settled in full.
+    pub settled: i64,
+    /// Of those, settled on or before their due date.
+    pub on_time: i64,
+}
+
 /// The reference book.
 #[derive(Debug, Clone, Default)]
 pub struct Book {
@@ -191,6 +212,8 @@ pub struct Book {
     pub last_closed: Option<NaiveDate>,
     /// Every change of class or stage.
     pub transitions: Vec<Transition>,
+    /// Repayment counters by the business date payments count from.
+    pub repayments: BTreeMap<NaiveDate, Repayments>,
     pending: Vec<(NaiveDate, u64, Pending)>,
     arrivals: u64,
 }
@@ -271,10 +294,12 @@ impl Book {
     }
 
     fn apply_payment(&mut self, loan_id: &str, amount: Minor, paid_on: NaiveDate) -> Allocation {
+        let counted_on = self.counted_on(paid_on);
         let Some(l) = self.loans.get_mut(loan_id) else {
             return Allocation::default();
         };
-        match l.state {
+        let written_off = l.state == LoanState::WrittenOff;
+        let a = match l.state {
             LoanState::Active => {
                 let a = l.ledger.pay(amount, paid_on);
                 l.surplus += a.surplus;
@@ -295,7 +320,21 @@ impl Book {
                     ..Allocation::default()
                 }
             }
+        };
+        let r = self.repayments.entry(counted_on).or_default();
+        r.payments += 1;
+        r.amount += amount;
+        r.to_interest += a.to_interest;
+        r.to_principal += a.to_principal;
+        r.surplus += a.surplus;
+        if written_off {
+            r.recovered += amount;
         }
+        r.settled += a
+            .settled
+            .map_or(0, |(from, to)| i64::from(to) - i64::from(from) + 1);
+        r.on_time += a.on_time;
+        a
     }
 
     /// Write a loan off on `on`.
