@@ -20,7 +20,7 @@ use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
 use edge::auth::{create_key, Role};
 use edge::EdgeSettings;
 use ingest::generator::sink::MemorySink;
-use ingest::generator::{generate, GeneratorSettings};
+use ingest::generator::GeneratorSettings;
 use portfolio_aggregator::apply::{apply_batch, outcome_symbol, ApplyContext};
 use portfolio_aggregator::message::{Incoming, Payload, Source};
 use portfolio_aggregator::queries::{
@@ -233,22 +233,6 @@ fn same_summary(a: &PortfolioSummary, o: &PortfolioSummary, day: NaiveDate) {
     assert_eq!(strip(a), strip(o), "{}", w("amounts and counts"));
 }
 
-/// The latest decision of the loan's customer after its disbursal and on or before `on`.
-fn pd_now(
-    l: &Loan,
-    on: NaiveDate,
-    decisions_of: &HashMap<String, Vec<(DateTime<Utc>, f64)>>,
-) -> Option<f64> {
-    let from = Utc.from_utc_datetime(&l.terms.disbursed_on.succ_opt()?.and_hms_opt(0, 0, 0)?);
-    let to = Utc.from_utc_datetime(&on.succ_opt()?.and_hms_opt(0, 0, 0)?);
-    decisions_of
-        .get(l.terms.customer_id.as_str())?
-        .iter()
-        .rev()
-        .find(|(at, _)| *at >= from && *at < to)
-        .map(|(_, pd)| *pd)
-}
-
 fn generated() -> MemorySink {
     let settings = GeneratorSettings {
         seed: 29,
@@ -258,19 +242,7 @@ fn generated() -> MemorySink {
         target_default_rate: 0.15,
         ..GeneratorSettings::default()
     };
-    let mut sink = MemorySink::default();
-    generate(
-        &settings,
-        &DomainSettings::default(),
-        &mut sink,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    sink
-}
-
-fn event_date(e: &LoanEvent) -> NaiveDate {
-    event_date_of(&e.body)
+    MemorySink::generated(&settings, &DomainSettings::default()).unwrap()
 }
 
 /// A first of the month with disbursals, in the middle of the book's disbursal months; a
@@ -319,7 +291,7 @@ fn first_of_month_with_everything(sink: &mut MemorySink) -> NaiveDate {
     let busy: BTreeSet<&str> = sink
         .events
         .iter()
-        .filter(|e| event_date(e) == day)
+        .filter(|e| e.body.date() == day)
         .filter_map(|e| e.body.loan_id())
         .collect();
     let mut open: Vec<(u32, &str)> = book
@@ -337,8 +309,8 @@ fn first_of_month_with_everything(sink: &mut MemorySink) -> NaiveDate {
     let (_, written_off) = *open.last().expect("another open loan");
     assert_ne!(paid_off, written_off);
     let amount = book.loans[paid_off].ledger.payoff(day);
-    let at = |body| LoanEvent {
-        event_id: format!("EV-RECON-{}", event_date_of(&body)),
+    let at = |body: LoanEventBody| LoanEvent {
+        event_id: format!("EV-RECON-{}", body.date()),
         occurred_at: Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).unwrap()),
         body,
     };
@@ -360,15 +332,6 @@ fn first_of_month_with_everything(sink: &mut MemorySink) -> NaiveDate {
         sink.events.insert(tick + k, e);
     }
     day
-}
-
-fn event_date_of(body: &LoanEventBody) -> NaiveDate {
-    match body {
-        LoanEventBody::LoanDisbursed(d) => d.disbursed_on,
-        LoanEventBody::PaymentReceived(p) => p.paid_on,
-        LoanEventBody::LoanWrittenOff(a) | LoanEventBody::LoanMarkedLoss(a) => a.on,
-        LoanEventBody::BusinessDayClosed(b) => b.business_date,
-    }
 }
 
 /// Every loan's bucket and balance after one day-end.
@@ -458,7 +421,9 @@ async fn every_portfolio_figure_reconciles_with_the_raw_book_on_its_business_dat
     for v in decisions_of.values_mut() {
         v.sort_by_key(|a| a.0);
     }
-    let current_pd = |l: &Loan, on: NaiveDate| pd_now(l, on, &decisions_of);
+    let current_pd = |l: &Loan, on: NaiveDate| {
+        risk_core::book::current_pd(l, on, decisions_of.get(l.terms.customer_id.as_str())?)
+    };
     let decided_by = |day: NaiveDate| -> Decided {
         let end = Utc.from_utc_datetime(&day.succ_opt().unwrap().and_hms_opt(0, 0, 0).unwrap());
         let mut n = (0, 0, 0, 0);

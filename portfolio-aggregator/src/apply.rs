@@ -537,16 +537,6 @@ async fn upsert_customer_risk(
     Ok(())
 }
 
-/// Date an event belongs to, for late-event detection.
-fn event_date(body: &LoanEventBody) -> NaiveDate {
-    match body {
-        LoanEventBody::LoanDisbursed(d) => d.disbursed_on,
-        LoanEventBody::PaymentReceived(p) => p.paid_on,
-        LoanEventBody::LoanWrittenOff(a) | LoanEventBody::LoanMarkedLoss(a) => a.on,
-        LoanEventBody::BusinessDayClosed(b) => b.business_date,
-    }
-}
-
 /// A day-end tick of the batch: (partition, business date).
 type Tick = (i32, NaiveDate);
 
@@ -606,7 +596,7 @@ async fn apply_events(
             out.duplicates += 1;
             continue;
         }
-        if last_closed.is_some_and(|c| event_date(&e.body) <= c) {
+        if last_closed.is_some_and(|c| e.body.date() <= c) {
             out.late += 1;
         }
         match &e.body {

@@ -9,7 +9,7 @@
 
 use chrono::NaiveDate;
 use ingest::generator::sink::MemorySink;
-use ingest::generator::{generate, GeneratorSettings};
+use ingest::generator::GeneratorSettings;
 use portfolio_aggregator::apply::{apply_batch, ApplyContext};
 use portfolio_aggregator::message::{Incoming, Payload, Source};
 use portfolio_aggregator::queries::{self, Group, PortfolioSummary};
@@ -71,14 +71,7 @@ async fn check(case: Case) {
         target_default_rate: case.default_rate,
         ..GeneratorSettings::default()
     };
-    let mut sink = MemorySink::default();
-    generate(
-        &settings,
-        &DomainSettings::default(),
-        &mut sink,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let sink = MemorySink::generated(&settings, &DomainSettings::default()).unwrap();
     let db = ScratchDatabase::create().await.unwrap();
     let pool = connect(&db.url, 2).await.unwrap();
     portfolio_aggregator::db::migrate(&pool).await.unwrap();

@@ -15,12 +15,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ingest::generator::sink::MemorySink;
-use ingest::generator::{generate, GeneratorSettings};
+use ingest::generator::GeneratorSettings;
 use portfolio_aggregator::apply::{apply_batch, ApplyContext};
 use portfolio_aggregator::message::{Incoming, Payload, Source};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use risk_core::book::{Book, Disbursal, Loan};
+use risk_core::book::{current_pd, Book, Disbursal, Loan};
 use risk_core::settings::DomainSettings;
 use runtime::postgres::{connect, ScratchDatabase};
 use schemas::{LoanEvent, LoanEventBody, Purpose};
@@ -56,15 +56,7 @@ fn book(seed: u64, applications: u64) -> MemorySink {
         target_default_rate: 0.12,
         ..GeneratorSettings::default()
     };
-    let mut sink = MemorySink::default();
-    generate(
-        &settings,
-        &DomainSettings::default(),
-        &mut sink,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    sink
+    MemorySink::generated(&settings, &DomainSettings::default()).unwrap()
 }
 
 /// The events in the order they are delivered, cut at each day-end tick: about one payment in
@@ -332,12 +324,5 @@ fn pd_now(
     on: NaiveDate,
     decisions_of: &HashMap<String, Vec<(DateTime<Utc>, f64)>>,
 ) -> Option<f64> {
-    let from = Utc.from_utc_datetime(&l.terms.disbursed_on.succ_opt()?.and_hms_opt(0, 0, 0)?);
-    let to = Utc.from_utc_datetime(&on.succ_opt()?.and_hms_opt(0, 0, 0)?);
-    decisions_of
-        .get(l.terms.customer_id.as_str())?
-        .iter()
-        .rev()
-        .find(|(at, _)| *at >= from && *at < to)
-        .map(|(_, pd)| *pd)
+    current_pd(l, on, decisions_of.get(l.terms.customer_id.as_str())?)
 }

@@ -180,6 +180,28 @@ enum Pending {
     WriteOff { loan: String },
 }
 
+/// A loan's current 12-month PD on `on`: that of its customer's latest decision made after the
+/// disbursal date and before the end of `on` (`decisions`: the customer's decisions as (decided
+/// at, PD), oldest first). None when there is none: the origination PD stands.
+pub fn current_pd(
+    l: &Loan,
+    on: NaiveDate,
+    decisions: &[(chrono::DateTime<chrono::Utc>, f64)],
+) -> Option<f64> {
+    let from = l
+        .terms
+        .disbursed_on
+        .succ_opt()?
+        .and_hms_opt(0, 0, 0)?
+        .and_utc();
+    let to = on.succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc();
+    decisions
+        .iter()
+        .rev()
+        .find(|(at, _)| *at >= from && *at < to)
+        .map(|(_, pd)| *pd)
+}
+
 /// What the payments counted from one business date did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Repayments {

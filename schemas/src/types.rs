@@ -323,6 +323,17 @@ impl LoanEventBody {
         }
     }
 
+    /// The business date the event belongs to (a disbursal's, a payment's, an action's date;
+    /// the date a tick closes).
+    pub fn date(&self) -> chrono::NaiveDate {
+        match self {
+            Self::LoanDisbursed(e) => e.disbursed_on,
+            Self::PaymentReceived(e) => e.paid_on,
+            Self::LoanWrittenOff(e) | Self::LoanMarkedLoss(e) => e.on,
+            Self::BusinessDayClosed(e) => e.business_date,
+        }
+    }
+
     /// The loan the event is about, if any (day-end ticks are about the whole book).
     pub fn loan_id(&self) -> Option<&str> {
         match self {

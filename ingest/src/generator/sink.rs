@@ -79,6 +79,18 @@ pub struct MemorySink {
     pub truth: Vec<TruthRow>,
 }
 
+impl MemorySink {
+    /// A whole generated history, in memory.
+    pub fn generated(
+        settings: &super::GeneratorSettings,
+        domain: &risk_core::settings::DomainSettings,
+    ) -> Result<MemorySink, super::GenerateError> {
+        let mut sink = MemorySink::default();
+        super::generate(settings, domain, &mut sink, &mut |_, _| {})?;
+        Ok(sink)
+    }
+}
+
 impl Sink for MemorySink {
     fn customer(&mut self, c: &CustomerRegistered) -> Result<(), SinkError> {
         self.customers.push(c.clone());
