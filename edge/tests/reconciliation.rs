@@ -555,6 +555,52 @@ async fn every_portfolio_figure_reconciles_with_the_raw_book_on_its_business_dat
     let last = *summaries.keys().last().unwrap();
     assert!(mid < last, "{mid} is after the last closed date {last}");
 
+    // The raw tables hold the oracle's inputs: every payment by the date it counts from, and
+    // every loan's terms.
+    let payments: Vec<(NaiveDate, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT counted_on, count(*), sum(amount)::int8, sum(to_interest)::int8, \
+           sum(to_principal)::int8, sum(surplus)::int8, sum(recovery)::int8 \
+         FROM payments GROUP BY counted_on ORDER BY counted_on",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let want: Vec<(NaiveDate, i64, i64, i64, i64, i64, i64)> = reference
+        .repayments
+        .iter()
+        .map(|(d, r)| {
+            (
+                *d,
+                r.payments,
+                r.amount,
+                r.to_interest,
+                r.to_principal,
+                r.surplus,
+                r.recovered,
+            )
+        })
+        .collect();
+    assert_eq!(payments, want, "payments by the date they count from");
+    let loans: Vec<(String, i64, NaiveDate, i32)> = sqlx::query_as(
+        "SELECT loan_id, principal, disbursed_on, tenure_months FROM loans ORDER BY loan_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let want: Vec<(String, i64, NaiveDate, i32)> = reference
+        .loans
+        .iter()
+        .map(|(id, l)| {
+            (
+                id.clone(),
+                l.terms.principal,
+                l.terms.disbursed_on,
+                i32::try_from(l.terms.months).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(loans, want, "loans");
+
     // The API, as of each date.
     let shutdown = CancellationToken::new();
     let edge = edge::build(
