@@ -2,7 +2,9 @@
 //!
 //! A key reads `cr_<key_id>_<secret>`. Only the SHA-256 of the whole key is stored; the key
 //! itself is shown once, when it is created. Verified keys are cached for
-//! [`KEY_CACHE_TTL`], so a revocation takes effect within that time.
+//! [`KEY_CACHE_TTL`], so a revocation takes effect on every replica within that time; unknown
+//! keys are never cached, and the database lookups a client address may cause are themselves
+//! rate-limited (see [`Keys::verify`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,10 @@ use sqlx::PgPool;
 use crate::error::ApiError;
 
 /// How long a verified key is trusted without asking the database again.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(3);
+
+/// Most verified keys kept; past it the least recently verified is dropped.
+pub const KEY_CACHE_CAPACITY: usize = 10_000;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -185,37 +190,56 @@ pub async fn audit(
     Ok(())
 }
 
-/// Verified keys by hash: the principal (`None`: unknown or revoked) and when it was looked up.
-type KeyCache = Arc<Mutex<HashMap<String, (Option<Principal>, Instant)>>>;
+/// Verified keys by hash: the principal and when it was looked up.
+type KeyCache = Arc<Mutex<HashMap<String, (Principal, Instant)>>>;
 
-/// Verifies keys against the database, with a short-lived cache.
+/// Verifies keys against the database, with a short-lived cache of verified keys.
 #[derive(Clone)]
 pub struct Keys {
     pool: PgPool,
     cache: KeyCache,
+    /// Database lookups (keys not in the cache) per client address.
+    lookups: RateLimiter,
 }
 
 impl Keys {
-    /// Keys stored in `pool`.
-    pub fn new(pool: PgPool) -> Self {
+    /// Keys stored in `pool`; each client address may cause `lookups_per_sec` database lookups
+    /// a second (bursts of `lookups_burst`).
+    pub fn new(pool: PgPool, lookups_per_sec: f64, lookups_burst: f64) -> Self {
         Self {
             pool,
             cache: Arc::default(),
+            lookups: RateLimiter::new(lookups_per_sec, lookups_burst),
         }
     }
 
-    /// The principal of `key`, or 401.
-    pub async fn verify(&self, key: &str) -> Result<Principal, ApiError> {
+    /// The principal of `key` presented from `client` (an address; `None` when unknown), or
+    /// 401; 429 when the client has looked up too many keys the cache did not know: unknown
+    /// keys cost the database nothing past that, and cached (valid) keys are never throttled
+    /// here.
+    pub async fn verify(&self, key: &str, client: Option<&str>) -> Result<Principal, ApiError> {
         if key.len() > 128 || !key.starts_with("cr_") {
             return Err(ApiError::unauthorized());
         }
         let h = hash(key);
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((p, at)) = cache.get(&h) {
-                if at.elapsed() < KEY_CACHE_TTL {
-                    return p.clone().ok_or_else(ApiError::unauthorized);
-                }
-            }
+        // A key verified before is looked up again when its entry is stale (a revocation shows
+        // within the TTL) without counting against the client's lookups.
+        let known = match self.cache.lock() {
+            Ok(cache) => match cache.get(&h) {
+                Some((p, at)) if at.elapsed() < KEY_CACHE_TTL => return Ok(p.clone()),
+                Some(_) => true,
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if !known {
+            self.lookups
+                .check(client.unwrap_or("unknown"))
+                .map_err(|after| {
+                    let mut e = ApiError::rate_limited(after);
+                    e.message = "too many keys not yet verified from this address".into();
+                    e
+                })?;
         }
         let row: Option<(String, String)> = sqlx::query_as(
             "SELECT key_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
@@ -223,15 +247,27 @@ impl Keys {
         .bind(&h)
         .fetch_optional(&self.pool)
         .await?;
-        let principal = row
-            .and_then(|(key_id, role)| Role::parse(&role).map(|role| Principal { key_id, role }));
+        let Some(principal) = row
+            .and_then(|(key_id, role)| Role::parse(&role).map(|role| Principal { key_id, role }))
+        else {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.remove(&h);
+            }
+            return Err(ApiError::unauthorized());
+        };
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() > 10_000 {
-                cache.clear();
+            if cache.len() >= KEY_CACHE_CAPACITY && !cache.contains_key(&h) {
+                let oldest = cache
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    cache.remove(&k);
+                }
             }
             cache.insert(h, (principal.clone(), Instant::now()));
         }
-        principal.ok_or_else(ApiError::unauthorized)
+        Ok(principal)
     }
 }
 

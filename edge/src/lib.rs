@@ -54,11 +54,23 @@ pub struct EdgeSettings {
     pub rate_limit_per_sec: f64,
     /// Requests a key may burst above the sustained rate.
     pub rate_limit_burst: f64,
+    /// Database lookups of keys not already verified, per client address a second (before any
+    /// key is known: unknown keys from one address cost the database at most this).
+    pub key_lookups_per_sec: f64,
+    /// Lookups a client address may burst above that rate.
+    pub key_lookups_burst: f64,
     /// Most rows a list endpoint returns per page.
     pub max_page: i64,
     /// How long a portfolio answer is served from memory, ms (1,000: the figures change once
     /// per business day; 0 disables the cache).
     pub portfolio_cache_ms: u64,
+    /// A connection that has not sent a request's headers within this is closed, ms.
+    pub header_timeout_ms: u64,
+    /// A request not answered within this (a body still arriving included) gets 408 and its
+    /// connection is closed, ms.
+    pub request_timeout_ms: u64,
+    /// Connections served at once; past it a new connection gets 503 and is closed.
+    pub max_connections: usize,
 }
 
 impl Default for EdgeSettings {
@@ -69,8 +81,13 @@ impl Default for EdgeSettings {
             body_limit_bytes: 64 * 1024,
             rate_limit_per_sec: 100.0,
             rate_limit_burst: 200.0,
+            key_lookups_per_sec: 5.0,
+            key_lookups_burst: 20.0,
             max_page: 500,
             portfolio_cache_ms: 1_000,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_connections: 1_024,
         }
     }
 }
@@ -156,7 +173,11 @@ pub async fn build(
     .map_err(|e| EdgeError::Kafka(e.to_string()))?;
     let metrics = metrics::Metrics::new(&registry)?;
     Ok(Arc::new(Edge {
-        keys: auth::Keys::new(pool.clone()),
+        keys: auth::Keys::new(
+            pool.clone(),
+            settings.key_lookups_per_sec,
+            settings.key_lookups_burst,
+        ),
         limiter: auth::RateLimiter::new(settings.rate_limit_per_sec, settings.rate_limit_burst),
         cache: cache::ReadCache::new(Duration::from_millis(settings.portfolio_cache_ms)),
         pool,
@@ -172,19 +193,85 @@ pub async fn build(
     }))
 }
 
-/// Serve the API until `shutdown`; returns the bound address (port 0 → a free one).
+/// The address of a request's connection, as the server records it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Serve the API until `shutdown`; returns the bound address (port 0 → a free one). A
+/// connection must send a request's headers within `header_timeout_ms` and have its request
+/// answered within `request_timeout_ms` (408, then closed); at most `max_connections` are
+/// served at once (503, then closed).
 pub fn serve(
     edge: Arc<Edge>,
     addr: &str,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), EdgeError> {
+    use warp::hyper::server::conn::AddrStream;
+    use warp::hyper::service::{make_service_fn, service_fn, Service};
+    use warp::hyper::{Body, Response, StatusCode};
+
     let parsed: SocketAddr = addr
         .parse()
         .map_err(|e: std::net::AddrParseError| EdgeError::Bind(addr.into(), e.to_string()))?;
-    let (bound, server) = warp::serve(routes::routes(edge))
-        .try_bind_with_graceful_shutdown(parsed, async move { shutdown.cancelled().await })
-        .map_err(|e| EdgeError::Bind(addr.into(), e.to_string()))?;
-    Ok((bound, tokio::spawn(server)))
+    let settings = edge.settings.clone();
+    let request_timeout = ms(settings.request_timeout_ms);
+    let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
+    let svc = warp::service(routes::routes(edge));
+    let refuse = |status: StatusCode, message: &str| {
+        let body = serde_json::json!({"error": "unavailable", "message": message}).to_string();
+        let mut r = Response::new(Body::from(body));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert("connection", warp::http::HeaderValue::from_static("close"));
+        r.headers_mut().insert(
+            "content-type",
+            warp::http::HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let make = make_service_fn(move |conn: &AddrStream| {
+        let client = ClientAddr(conn.remote_addr());
+        let svc = svc.clone();
+        // Held by the connection's service: released when the connection closes.
+        let permit = Arc::clone(&permits).try_acquire_owned().ok().map(Arc::new);
+        async move {
+            Ok::<_, std::convert::Infallible>(service_fn(move |mut req| {
+                let mut svc = svc.clone();
+                let permit = permit.clone();
+                async move {
+                    if permit.is_none() {
+                        return Ok::<_, std::convert::Infallible>(refuse(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "too many connections; retry",
+                        ));
+                    }
+                    req.extensions_mut().insert(client);
+                    match tokio::time::timeout(request_timeout, svc.call(req)).await {
+                        Ok(Ok(r)) => Ok(r),
+                        Ok(Err(never)) => match never {},
+                        Err(_) => Ok(refuse(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "the request was not complete in time",
+                        )),
+                    }
+                }
+            }))
+        }
+    });
+    let server = warp::hyper::Server::try_bind(&parsed)
+        .map_err(|e| EdgeError::Bind(addr.into(), e.to_string()))?
+        .http1_header_read_timeout(ms(settings.header_timeout_ms))
+        .serve(make);
+    let bound = server.local_addr();
+    let server = server.with_graceful_shutdown(async move { shutdown.cancelled().await });
+    Ok((
+        bound,
+        tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::warn!(%error, "The HTTP server stopped");
+            }
+        }),
+    ))
 }
 
 /// Timeout helper shared by handlers.

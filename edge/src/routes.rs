@@ -100,11 +100,19 @@ fn caller(
     let roles = roles_of(method, path);
     warp::header::optional::<String>("authorization")
         .and(warp::header::optional::<String>("x-api-key"))
+        .and(client_addr())
         .and(with_edge(edge))
         .and_then(
-            move |a: Option<String>, x: Option<String>, edge: Arc<Edge>| async move {
+            move |a: Option<String>,
+                  x: Option<String>,
+                  client: Option<String>,
+                  edge: Arc<Edge>| async move {
                 let key = key_from_headers(a, x).ok_or_else(|| reject(ApiError::unauthorized()))?;
-                let who = edge.keys.verify(&key).await.map_err(reject)?;
+                let who = edge
+                    .keys
+                    .verify(&key, client.as_deref())
+                    .await
+                    .map_err(reject)?;
                 if !roles.contains(&who.role) {
                     return Err(reject(ApiError::forbidden(who.role.as_str())));
                 }
@@ -114,6 +122,32 @@ fn caller(
                 Ok::<_, Rejection>(who)
             },
         )
+}
+
+/// The client's address (its IP): from the connection, as the server records it.
+fn client_addr(
+) -> impl Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
+    warp::ext::optional::<crate::ClientAddr>()
+        .and(warp::addr::remote())
+        .map(
+            |ext: Option<crate::ClientAddr>, remote: Option<std::net::SocketAddr>| {
+                ext.map(|c| c.0).or(remote).map(|a| a.ip().to_string())
+            },
+        )
+}
+
+/// A method as a metric label: the standard ones by name, anything else as `other`.
+fn method_label(m: &warp::http::Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
 }
 
 fn answer(a: Answer) -> Result<warp::reply::Response, Rejection> {
@@ -265,7 +299,7 @@ pub fn routes(
         let route = template(info.path());
         let status = format!("{}xx", info.status().as_u16() / 100);
         m.requests
-            .with_label_values(&[route, info.method().as_str(), &status])
+            .with_label_values(&[route, method_label(info.method()), &status])
             .inc();
         m.latency
             .with_label_values(&[route])
@@ -294,5 +328,23 @@ pub fn routes(
         .or(model)
         .or(promote)
         .recover(recover)
+        .with(warp::reply::with::headers(security_headers()))
         .with(log)
+}
+
+/// Headers on every response: no content sniffing, no referrer, HTTPS only where it is served
+/// over TLS, no framing, and nothing stored by caches (answers carry personal data and
+/// figures that change every day-end).
+fn security_headers() -> warp::http::HeaderMap {
+    let mut h = warp::http::HeaderMap::new();
+    for (k, v) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("strict-transport-security", "max-age=31536000"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        h.insert(k, warp::http::HeaderValue::from_static(v));
+    }
+    h
 }

@@ -290,6 +290,28 @@ async fn personal_data_is_shown_to_originators_and_admins_only() {
         (Some(1), Some(10), Some(0))
     );
     assert!(v["customers"][0].get("phone").is_none());
+    // Lists carry no personal data for any role; a single read of it is audited.
+    let (_, v, headers) = h
+        .call(
+            "GET",
+            "/api/customers/?limit=10&offset=0",
+            Some(&h.originator),
+            None,
+        )
+        .await;
+    assert!(
+        v["customers"][0].get("email").is_none() && v["customers"][0].get("full_name").is_none(),
+        "{v}"
+    );
+    assert_eq!(headers["cache-control"], "no-store");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'customer.personal_data_read' \
+           AND subject = 'C-7'",
+    )
+    .fetch_one(&h.edge.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1, "the originator's read of C-7 is audited once");
 }
 
 #[tokio::test]
@@ -361,4 +383,109 @@ async fn the_openapi_document_lists_every_route_and_every_route_is_served() {
         text.contains("edge_http_requests_total{method=\"GET\",route=\"/api/portfolio/summary\""),
         "{text}"
     );
+}
+
+/// A checksum of every row of `table`.
+async fn checksum(pool: &sqlx::PgPool, table: &str) -> String {
+    sqlx::query_scalar(&format!(
+        "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+    ))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_stored_application_or_customer_cannot_be_rewritten_through_the_api() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    let pool = &h.edge.pool;
+    h.insert_customer("4242").await;
+    h.insert_customer("4343").await;
+    // A stored application, as the aggregator keeps it.
+    let settings = ingest::generator::GeneratorSettings {
+        seed: 3,
+        applications: 5,
+        months: 1,
+        performance_months: 0,
+        ..Default::default()
+    };
+    let sink = ingest::generator::sink::MemorySink::generated(
+        &settings,
+        &risk_core::settings::DomainSettings::default(),
+    )
+    .unwrap();
+    let mut app = sink.applications[0].clone();
+    app.customer_id = "4242".into();
+    let payload = serde_json::to_value(&app).unwrap();
+    sqlx::query(
+        "INSERT INTO applications (application_id, customer_id, submitted_at, channel, purpose, \
+           amount, tenure_months, interest_rate_bps, collateral_value, payload) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&app.application_id)
+    .bind(&app.customer_id)
+    .bind(app.submitted_at)
+    .bind(&app.channel)
+    .bind(app.loan.purpose.as_str())
+    .bind(app.loan.amount)
+    .bind(app.loan.tenure_months)
+    .bind(app.loan.interest_rate_bps)
+    .bind(app.loan.collateral_value)
+    .bind(&payload)
+    .execute(pool)
+    .await
+    .unwrap();
+    let (apps, customers) = (
+        checksum(pool, "applications").await,
+        checksum(pool, "customers").await,
+    );
+
+    // The same id as a 100-paise gold loan of another customer: refused.
+    let mut forged = payload.clone();
+    forged["customer_id"] = json!("4343");
+    forged["loan"]["amount"] = json!(100);
+    forged["loan"]["purpose"] = json!("gold");
+    let (s, v, _) = h
+        .call(
+            "POST",
+            "/api/loans/apply",
+            Some(&h.originator),
+            Some(&forged.to_string()),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("conflict")), "{v}");
+    // The same application again (a retry, with or without its submission time): not
+    // published again, answered with where its decision is.
+    let mut retry = payload.clone();
+    retry.as_object_mut().unwrap().remove("submitted_at");
+    for body in [payload.clone(), retry] {
+        let (s, v, _) = h
+            .call(
+                "POST",
+                "/api/loans/apply",
+                Some(&h.originator),
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+        assert_eq!(v["status"], "pending", "{v}");
+    }
+    // Registering an existing customer id again: refused, whatever the body says.
+    let customer = json!({
+        "customer_id": 4242, "first_name": "Mallory", "last_name": "Rao",
+        "email": "mallory@example.com", "phone": "+91 98000 00001", "date_of_birth": "1988-04-02",
+        "employment_status": "Employed", "annual_income": 9900000, "existing_obligations": 0,
+        "dependents": 0, "residence": "own", "region": "south"
+    });
+    let (s, v, _) = h
+        .call(
+            "POST",
+            "/api/customers/",
+            Some(&h.originator),
+            Some(&customer.to_string()),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("conflict")), "{v}");
+    assert_eq!(checksum(pool, "applications").await, apps);
+    assert_eq!(checksum(pool, "customers").await, customers);
 }

@@ -137,23 +137,25 @@ pub async fn apply_batch(
     out.held.sort_unstable();
     out.held.dedup();
 
-    let mut customers: Vec<&CustomerRegistered> = Vec::new();
-    let mut applications: Vec<&LoanApplication> = Vec::new();
-    let mut decisions: Vec<&Decision> = Vec::new();
+    let mut customers: Vec<(usize, &CustomerRegistered)> = Vec::new();
+    let mut applications: Vec<(usize, &LoanApplication)> = Vec::new();
+    let mut decisions: Vec<(usize, &Decision)> = Vec::new();
     let mut events: Vec<(usize, &Incoming, &schemas::LoanEvent)> = Vec::new();
     for (i, m) in &kept {
         match &m.payload {
             Err(r) => out.rejected.push((*i, r.clone())),
-            Ok(Payload::Customer(c)) => customers.push(c),
-            Ok(Payload::Application(a)) => applications.push(a),
-            Ok(Payload::Decision(d)) => decisions.push(d),
+            Ok(Payload::Customer(c)) => customers.push((*i, c)),
+            Ok(Payload::Application(a)) => applications.push((*i, a)),
+            Ok(Payload::Decision(d)) => decisions.push((*i, d)),
             Ok(Payload::Event(e)) => events.push((*i, m, e)),
         }
     }
-    out.applied += customers.len() + applications.len() + decisions.len();
-    upsert_customers(tx, &customers).await?;
-    upsert_applications(tx, &applications).await?;
-    let risk = upsert_decisions(tx, &decisions).await?;
+    let records = customers.len() + applications.len() + decisions.len();
+    let refused_before = out.rejected.len();
+    insert_customers(tx, &customers, &mut out).await?;
+    insert_applications(tx, &applications, &mut out).await?;
+    let risk = insert_decisions(tx, &decisions, &mut out).await?;
+    out.applied += records - (out.rejected.len() - refused_before);
     let ticks = apply_events(tx, &events, ctx.domain.servicing.prepayment, &mut out).await?;
     // Rows other transactions may also write (a customer's decisions arrive on several
     // partitions; the day row is shared) are written last, in a fixed order, so concurrent
@@ -225,41 +227,173 @@ async fn lock_offsets(
         .collect())
 }
 
-/// Last occurrence of each key wins (a later record of the same entity supersedes).
-fn last_by_key<'a, T, K: std::hash::Hash + Eq>(
-    items: &[&'a T],
+/// Records are append-only: the first record of each key in the batch is kept; a later one
+/// that is identical changes nothing, a different one is refused as a conflict.
+fn first_by_key<'a, T: PartialEq, K: std::hash::Hash + Eq>(
+    items: &[(usize, &'a T)],
     key: impl Fn(&T) -> K,
-) -> Vec<&'a T> {
+    what: &str,
+    out: &mut BatchOutcome,
+) -> Vec<(usize, &'a T)> {
     let mut index: HashMap<K, usize> = HashMap::new();
-    let mut out: Vec<&'a T> = Vec::new();
-    for item in items {
+    let mut kept: Vec<(usize, &'a T)> = Vec::new();
+    for &(i, item) in items {
         match index.entry(key(item)) {
-            std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = item,
+            std::collections::hash_map::Entry::Occupied(e) => {
+                if kept[*e.get()].1 != item {
+                    out.rejected.push((i, conflict(what)));
+                }
+            }
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(out.len());
-                out.push(item);
+                e.insert(kept.len());
+                kept.push((i, item));
             }
         }
     }
-    out
+    kept
 }
 
-async fn upsert_customers(
+/// A record whose id is stored with other contents: history is never rewritten.
+fn conflict(what: &str) -> Rejection {
+    Rejection {
+        class: "conflict",
+        message: format!(
+            "{what} is already stored with other contents; a correction is a new record"
+        ),
+    }
+}
+
+/// Refuse the records whose key is in `stored_differently`; the rest go on.
+fn drop_conflicts<'a, T>(
+    rows: Vec<(usize, &'a T)>,
+    key: impl Fn(&T) -> &str,
+    stored_differently: &HashSet<String>,
+    what: &str,
+    out: &mut BatchOutcome,
+) -> Vec<(usize, &'a T)> {
+    rows.into_iter()
+        .filter(|(i, r)| {
+            let clash = stored_differently.contains(key(r));
+            if clash {
+                out.rejected.push((*i, conflict(what)));
+            }
+            !clash
+        })
+        .collect()
+}
+
+/// Customer records as the columns of the `customers` table.
+struct CustomerColumns {
+    id: Vec<String>,
+    at: Vec<DateTime<Utc>>,
+    name: Vec<String>,
+    email: Vec<String>,
+    phone: Vec<String>,
+    dob: Vec<Option<NaiveDate>>,
+    age: Vec<Option<i32>>,
+    employment: Vec<&'static str>,
+    employer: Vec<Option<String>>,
+    years: Vec<f32>,
+    income: Vec<i64>,
+    emi: Vec<i64>,
+    dependents: Vec<i32>,
+    residence: Vec<&'static str>,
+    region: Vec<String>,
+    bureau: Vec<Option<String>>,
+}
+
+impl CustomerColumns {
+    fn of(rows: &[(usize, &CustomerRegistered)]) -> Self {
+        let col = |f: &dyn Fn(&CustomerRegistered) -> String| -> Vec<String> {
+            rows.iter().map(|(_, c)| f(c)).collect()
+        };
+        CustomerColumns {
+            id: col(&|c| c.customer_id.clone()),
+            at: rows.iter().map(|(_, c)| c.registered_at).collect(),
+            name: col(&|c| c.full_name.clone()),
+            email: col(&|c| c.email.clone()),
+            phone: col(&|c| c.phone.clone()),
+            dob: rows.iter().map(|(_, c)| c.date_of_birth).collect(),
+            age: rows.iter().map(|(_, c)| c.age).collect(),
+            employment: rows
+                .iter()
+                .map(|(_, c)| employment_symbol(c.employment_type))
+                .collect(),
+            employer: rows.iter().map(|(_, c)| c.employer_name.clone()).collect(),
+            years: rows.iter().map(|(_, c)| c.years_employed).collect(),
+            income: rows.iter().map(|(_, c)| c.monthly_income).collect(),
+            emi: rows.iter().map(|(_, c)| c.existing_emi).collect(),
+            dependents: rows.iter().map(|(_, c)| c.dependents).collect(),
+            residence: rows
+                .iter()
+                .map(|(_, c)| residence_symbol(c.residence))
+                .collect(),
+            region: col(&|c| c.region.clone()),
+            bureau: rows
+                .iter()
+                .map(|(_, c)| {
+                    c.bureau
+                        .as_ref()
+                        .and_then(|b| serde_json::to_string(b).ok())
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Store the batch's new customers. A customer id already stored with the same record changes
+/// nothing; with another record it is refused as a conflict (changes to a customer are not
+/// registrations).
+async fn insert_customers(
     tx: &mut PgConnection,
-    customers: &[&CustomerRegistered],
+    customers: &[(usize, &CustomerRegistered)],
+    out: &mut BatchOutcome,
 ) -> Result<(), sqlx::Error> {
     if customers.is_empty() {
         return Ok(());
     }
-    let rows = last_by_key(customers, |c| c.customer_id.clone());
-    let bureau: Vec<Option<String>> = rows
-        .iter()
-        .map(|c| {
-            c.bureau
-                .as_ref()
-                .and_then(|b| serde_json::to_string(b).ok())
-        })
-        .collect();
+    let rows = first_by_key(customers, |c| c.customer_id.clone(), "customer_id", out);
+    let differing: HashSet<String> = {
+        let c = CustomerColumns::of(&rows);
+        sqlx::query_scalar!(
+            "SELECT c.customer_id FROM customers c \
+             JOIN unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
+               $6::date[], $7::int4[], $8::text[], $9::text[], $10::float4[], $11::int8[], \
+               $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
+               AS t(id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b) \
+               ON c.customer_id = t.id \
+             WHERE (c.registered_at, c.full_name, c.email, c.phone, c.date_of_birth, c.age, \
+                 c.employment_type, c.employer_name, c.years_employed, c.monthly_income, \
+                 c.existing_emi, c.dependents, c.residence, c.region, c.bureau) \
+               IS DISTINCT FROM (t.at, t.n, t.e, t.ph, t.dob, t.age, t.emp, t.er, t.ye, t.inc, \
+                 t.ob, t.dep, t.res, t.reg, t.b::jsonb)",
+            &c.id,
+            &c.at,
+            &c.name,
+            &c.email,
+            &c.phone,
+            &c.dob as _,
+            &c.age as _,
+            &c.employment as _,
+            &c.employer as _,
+            &c.years,
+            &c.income,
+            &c.emi,
+            &c.dependents,
+            &c.residence as _,
+            &c.region,
+            &c.bureau as _
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let rows = drop_conflicts(rows, |c| &c.customer_id, &differing, "customer_id", out);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let c = CustomerColumns::of(&rows);
     sqlx::query!(
         "INSERT INTO customers (customer_id, registered_at, full_name, email, phone, \
            date_of_birth, age, employment_type, employer_name, years_employed, monthly_income, \
@@ -269,59 +403,77 @@ async fn upsert_customers(
            $6::date[], $7::int4[], $8::text[], $9::text[], $10::float4[], $11::int8[], \
            $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
            AS t(id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b) \
-         ON CONFLICT (customer_id) DO UPDATE SET registered_at = excluded.registered_at, \
-           full_name = excluded.full_name, email = excluded.email, phone = excluded.phone, \
-           date_of_birth = excluded.date_of_birth, age = excluded.age, \
-           employment_type = excluded.employment_type, employer_name = excluded.employer_name, \
-           years_employed = excluded.years_employed, monthly_income = excluded.monthly_income, \
-           existing_emi = excluded.existing_emi, dependents = excluded.dependents, \
-           residence = excluded.residence, region = excluded.region, bureau = excluded.bureau",
-        &rows
-            .iter()
-            .map(|c| c.customer_id.clone())
-            .collect::<Vec<_>>(),
-        &rows.iter().map(|c| c.registered_at).collect::<Vec<_>>(),
-        &rows.iter().map(|c| c.full_name.clone()).collect::<Vec<_>>(),
-        &rows.iter().map(|c| c.email.clone()).collect::<Vec<_>>(),
-        &rows.iter().map(|c| c.phone.clone()).collect::<Vec<_>>(),
-        &rows.iter().map(|c| c.date_of_birth).collect::<Vec<_>>() as _,
-        &rows.iter().map(|c| c.age).collect::<Vec<_>>() as _,
-        &rows
-            .iter()
-            .map(|c| employment_symbol(c.employment_type))
-            .collect::<Vec<_>>() as _,
-        &rows
-            .iter()
-            .map(|c| c.employer_name.clone())
-            .collect::<Vec<_>>() as _,
-        &rows.iter().map(|c| c.years_employed).collect::<Vec<_>>(),
-        &rows.iter().map(|c| c.monthly_income).collect::<Vec<_>>(),
-        &rows.iter().map(|c| c.existing_emi).collect::<Vec<_>>(),
-        &rows.iter().map(|c| c.dependents).collect::<Vec<_>>(),
-        &rows
-            .iter()
-            .map(|c| residence_symbol(c.residence))
-            .collect::<Vec<_>>() as _,
-        &rows.iter().map(|c| c.region.clone()).collect::<Vec<_>>(),
-        &bureau as _
+         ON CONFLICT (customer_id) DO NOTHING",
+        &c.id,
+        &c.at,
+        &c.name,
+        &c.email,
+        &c.phone,
+        &c.dob as _,
+        &c.age as _,
+        &c.employment as _,
+        &c.employer as _,
+        &c.years,
+        &c.income,
+        &c.emi,
+        &c.dependents,
+        &c.residence as _,
+        &c.region,
+        &c.bureau as _
     )
     .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-async fn upsert_applications(
+/// Store the batch's new applications. An application id already stored with the same payload
+/// changes nothing (a retry); with another payload it is refused as a conflict and the stored
+/// application stands.
+async fn insert_applications(
     tx: &mut PgConnection,
-    applications: &[&LoanApplication],
+    applications: &[(usize, &LoanApplication)],
+    out: &mut BatchOutcome,
 ) -> Result<(), sqlx::Error> {
     if applications.is_empty() {
         return Ok(());
     }
-    let rows = last_by_key(applications, |a| a.application_id.clone());
-    let payload: Vec<String> = rows
-        .iter()
-        .map(|a| serde_json::to_string(a).unwrap_or_default())
-        .collect();
+    let rows = first_by_key(
+        applications,
+        |a| a.application_id.clone(),
+        "application_id",
+        out,
+    );
+    let payload = |rows: &[(usize, &LoanApplication)]| -> Vec<String> {
+        rows.iter()
+            .map(|(_, a)| serde_json::to_string(a).unwrap_or_default())
+            .collect()
+    };
+    let differing: HashSet<String> = sqlx::query_scalar!(
+        "SELECT a.application_id FROM applications a \
+         JOIN unnest($1::text[], $2::text[]) AS t(id, p) ON a.application_id = t.id \
+         WHERE a.payload IS DISTINCT FROM t.p::jsonb",
+        &rows
+            .iter()
+            .map(|(_, a)| a.application_id.clone())
+            .collect::<Vec<_>>(),
+        &payload(&rows)
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let rows = drop_conflicts(
+        rows,
+        |a| &a.application_id,
+        &differing,
+        "application_id",
+        out,
+    );
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let payload = payload(&rows);
+    let rows: Vec<&LoanApplication> = rows.into_iter().map(|(_, a)| a).collect();
     sqlx::query!(
         "INSERT INTO applications (application_id, customer_id, submitted_at, channel, purpose, \
            amount, tenure_months, interest_rate_bps, collateral_value, payload) \
@@ -329,13 +481,7 @@ async fn upsert_applications(
          FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
            $6::int8[], $7::int4[], $8::int4[], $9::int8[], $10::text[]) \
            AS t(id, c, at, ch, pu, am, te, ra, co, p) \
-         ON CONFLICT (application_id) DO UPDATE SET customer_id = excluded.customer_id, \
-           submitted_at = excluded.submitted_at, channel = excluded.channel, \
-           purpose = excluded.purpose, amount = excluded.amount, \
-           tenure_months = excluded.tenure_months, \
-           interest_rate_bps = excluded.interest_rate_bps, \
-           collateral_value = excluded.collateral_value, payload = excluded.payload \
-         WHERE applications.payload IS DISTINCT FROM excluded.payload",
+         ON CONFLICT (application_id) DO NOTHING",
         &rows
             .iter()
             .map(|a| a.application_id.clone())
@@ -370,27 +516,130 @@ async fn upsert_applications(
     Ok(())
 }
 
-async fn upsert_decisions(
+/// Decisions as the columns of the `decisions` table.
+struct DecisionColumns {
+    id: Vec<String>,
+    customer: Vec<String>,
+    at: Vec<DateTime<Utc>>,
+    model: Vec<String>,
+    features: Vec<String>,
+    pd: Vec<f64>,
+    score: Vec<i32>,
+    clamped: Vec<bool>,
+    grade: Vec<String>,
+    decision: Vec<&'static str>,
+    rule_hits: Vec<String>,
+    emi: Vec<i64>,
+    foir: Vec<f64>,
+    ltv: Vec<Option<f64>>,
+    challenger: Vec<Option<String>>,
+    challenger_pd: Vec<Option<f64>>,
+}
+
+impl DecisionColumns {
+    fn of(rows: &[(usize, &Decision)]) -> Self {
+        let col = |f: &dyn Fn(&Decision) -> String| -> Vec<String> {
+            rows.iter().map(|(_, d)| f(d)).collect()
+        };
+        DecisionColumns {
+            id: col(&|d| d.application_id.clone()),
+            customer: col(&|d| d.customer_id.clone()),
+            at: rows.iter().map(|(_, d)| d.decided_at).collect(),
+            model: col(&|d| d.model_version.clone()),
+            features: col(&|d| d.feature_set_version.clone()),
+            pd: rows.iter().map(|(_, d)| d.pd).collect(),
+            score: rows.iter().map(|(_, d)| d.score).collect(),
+            clamped: rows.iter().map(|(_, d)| d.score_clamped).collect(),
+            grade: col(&|d| d.grade.clone()),
+            decision: rows
+                .iter()
+                .map(|(_, d)| outcome_symbol(d.decision))
+                .collect(),
+            rule_hits: col(&|d| {
+                serde_json::to_string(&d.rule_hits).unwrap_or_else(|_| "[]".into())
+            }),
+            emi: rows.iter().map(|(_, d)| d.emi).collect(),
+            foir: rows.iter().map(|(_, d)| d.foir).collect(),
+            ltv: rows.iter().map(|(_, d)| d.ltv).collect(),
+            challenger: rows
+                .iter()
+                .map(|(_, d)| d.challenger.as_ref().map(|c| c.model_version.clone()))
+                .collect(),
+            challenger_pd: rows
+                .iter()
+                .map(|(_, d)| d.challenger.as_ref().map(|c| c.pd))
+                .collect(),
+        }
+    }
+}
+
+/// Store the batch's new decisions, with their reasons. A decision is never rewritten: one
+/// stored for the same application with the same figures changes nothing (a replay); one with
+/// other figures is refused as a conflict. Returns the customers' latest PDs among them.
+async fn insert_decisions(
     tx: &mut PgConnection,
-    decisions: &[&Decision],
+    decisions: &[(usize, &Decision)],
+    out: &mut BatchOutcome,
 ) -> Result<Vec<CustomerRisk>, sqlx::Error> {
     if decisions.is_empty() {
         return Ok(Vec::new());
     }
-    // The latest decision of an application wins; an identical replay changes nothing.
-    let mut latest: HashMap<&str, &Decision> = HashMap::new();
-    for d in decisions {
-        let e = latest.entry(d.application_id.as_str()).or_insert(d);
-        if d.decided_at >= e.decided_at {
-            *e = d;
-        }
+    let mut rows = first_by_key(
+        decisions,
+        |d| d.application_id.clone(),
+        "application_id",
+        out,
+    );
+    rows.sort_by(|a, b| a.1.application_id.cmp(&b.1.application_id));
+    let differing: HashSet<String> = {
+        let c = DecisionColumns::of(&rows);
+        sqlx::query_scalar!(
+            "SELECT d.application_id FROM decisions d \
+             JOIN unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
+               $6::float8[], $7::int4[], $8::bool[], $9::text[], $10::text[], $11::text[], \
+               $12::int8[], $13::float8[], $14::float8[], $15::text[], $16::float8[]) \
+               AS t(id, c, at, mv, fs, pd, sc, cl, g, d, rh, emi, foir, ltv, cv, cp) \
+               ON d.application_id = t.id \
+             WHERE (d.customer_id, d.decided_at, d.model_version, d.feature_set_version, d.pd, \
+                 d.score, d.score_clamped, d.grade, d.decision, d.rule_hits, d.emi, d.foir, \
+                 d.ltv, d.challenger_version, d.challenger_pd) \
+               IS DISTINCT FROM (t.c, t.at, t.mv, t.fs, t.pd, t.sc, t.cl, t.g, t.d, \
+                 ARRAY(SELECT jsonb_array_elements_text(t.rh::jsonb)), t.emi, t.foir, t.ltv, \
+                 t.cv, t.cp)",
+            &c.id,
+            &c.customer,
+            &c.at,
+            &c.model,
+            &c.features,
+            &c.pd,
+            &c.score,
+            &c.clamped,
+            &c.grade,
+            &c.decision as _,
+            &c.rule_hits,
+            &c.emi,
+            &c.foir,
+            &c.ltv as _,
+            &c.challenger as _,
+            &c.challenger_pd as _
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let rows = drop_conflicts(
+        rows,
+        |d| &d.application_id,
+        &differing,
+        "application_id",
+        out,
+    );
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut rows: Vec<&Decision> = latest.into_values().collect();
-    rows.sort_by(|a, b| a.application_id.cmp(&b.application_id));
-    let rule_hits: Vec<String> = rows
-        .iter()
-        .map(|d| serde_json::to_string(&d.rule_hits).unwrap_or_else(|_| "[]".into()))
-        .collect();
+    let c = DecisionColumns::of(&rows);
+    let rows: Vec<&Decision> = rows.into_iter().map(|(_, d)| d).collect();
     let changed: Vec<String> = sqlx::query_scalar!(
         "INSERT INTO decisions (application_id, customer_id, decided_at, model_version, \
            feature_set_version, pd, score, score_clamped, grade, decision, rule_hits, emi, foir, \
@@ -401,65 +650,29 @@ async fn upsert_decisions(
            $6::float8[], $7::int4[], $8::bool[], $9::text[], $10::text[], $11::text[], \
            $12::int8[], $13::float8[], $14::float8[], $15::text[], $16::float8[]) \
            AS t(id, c, at, mv, fs, pd, sc, cl, g, d, rh, emi, foir, ltv, cv, cp) \
-         ON CONFLICT (application_id) DO UPDATE SET customer_id = excluded.customer_id, \
-           decided_at = excluded.decided_at, model_version = excluded.model_version, \
-           feature_set_version = excluded.feature_set_version, pd = excluded.pd, \
-           score = excluded.score, score_clamped = excluded.score_clamped, \
-           grade = excluded.grade, decision = excluded.decision, \
-           rule_hits = excluded.rule_hits, emi = excluded.emi, foir = excluded.foir, \
-           ltv = excluded.ltv, challenger_version = excluded.challenger_version, \
-           challenger_pd = excluded.challenger_pd \
-         WHERE decisions.decided_at <= excluded.decided_at \
-           AND (decisions.*) IS DISTINCT FROM (excluded.*) \
+         ON CONFLICT (application_id) DO NOTHING \
          RETURNING application_id",
-        &rows
-            .iter()
-            .map(|d| d.application_id.clone())
-            .collect::<Vec<_>>(),
-        &rows
-            .iter()
-            .map(|d| d.customer_id.clone())
-            .collect::<Vec<_>>(),
-        &rows.iter().map(|d| d.decided_at).collect::<Vec<_>>(),
-        &rows
-            .iter()
-            .map(|d| d.model_version.clone())
-            .collect::<Vec<_>>(),
-        &rows
-            .iter()
-            .map(|d| d.feature_set_version.clone())
-            .collect::<Vec<_>>(),
-        &rows.iter().map(|d| d.pd).collect::<Vec<_>>(),
-        &rows.iter().map(|d| d.score).collect::<Vec<_>>(),
-        &rows.iter().map(|d| d.score_clamped).collect::<Vec<_>>(),
-        &rows.iter().map(|d| d.grade.clone()).collect::<Vec<_>>(),
-        &rows
-            .iter()
-            .map(|d| outcome_symbol(d.decision))
-            .collect::<Vec<_>>() as _,
-        &rule_hits,
-        &rows.iter().map(|d| d.emi).collect::<Vec<_>>(),
-        &rows.iter().map(|d| d.foir).collect::<Vec<_>>(),
-        &rows.iter().map(|d| d.ltv).collect::<Vec<_>>() as _,
-        &rows
-            .iter()
-            .map(|d| d.challenger.as_ref().map(|c| c.model_version.clone()))
-            .collect::<Vec<_>>() as _,
-        &rows
-            .iter()
-            .map(|d| d.challenger.as_ref().map(|c| c.pd))
-            .collect::<Vec<_>>() as _
+        &c.id,
+        &c.customer,
+        &c.at,
+        &c.model,
+        &c.features,
+        &c.pd,
+        &c.score,
+        &c.clamped,
+        &c.grade,
+        &c.decision as _,
+        &c.rule_hits,
+        &c.emi,
+        &c.foir,
+        &c.ltv as _,
+        &c.challenger as _,
+        &c.challenger_pd as _
     )
     .fetch_all(&mut *tx)
     .await?;
     if !changed.is_empty() {
         let changed_set: HashSet<&str> = changed.iter().map(String::as_str).collect();
-        sqlx::query!(
-            "DELETE FROM decision_reasons WHERE application_id = ANY($1)",
-            &changed
-        )
-        .execute(&mut *tx)
-        .await?;
         let mut ids = Vec::new();
         let mut ranks = Vec::new();
         let mut codes = Vec::new();
@@ -1471,67 +1684,22 @@ async fn apply_write_offs(
     Ok(())
 }
 
-/// Whether the ticks of `partitions` for `date`, with those already recorded, complete a day
-/// that is not closed yet (so its day-end runs when they are recorded).
-pub async fn completes_day(
-    tx: &mut PgConnection,
-    date: NaiveDate,
-    partitions: &[i32],
-    event_partitions: i32,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query!(
-        "SELECT ticks, closed_at IS NOT NULL AS \"closed!\" FROM business_days \
-         WHERE business_date = $1",
-        date
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (mut ticks, closed) = row.map_or((Vec::new(), false), |r| (r.ticks, r.closed));
-    if closed {
-        return Ok(false);
-    }
-    ticks.extend_from_slice(partitions);
-    ticks.sort_unstable();
-    ticks.dedup();
-    Ok(ticks.len() >= usize::try_from(event_partitions).unwrap_or(usize::MAX))
-}
-
-/// Apply share `share` of `shares` (by loan) of the payments and write-offs waiting for
-/// day-ends up to `date`, ahead of that day-end, which would apply them first in its own
-/// transaction. Only when every events partition has ticked for `date`: no event is then
-/// applied until the day closes, so each loan's events keep their order. Shares touch disjoint
-/// loans and commit on their own.
-pub async fn release_share(
-    tx: &mut PgConnection,
-    date: NaiveDate,
-    share: i32,
-    shares: i32,
-    mode: PrepaymentMode,
-) -> Result<(), sqlx::Error> {
-    release_pending(tx, date, mode, Some((share, shares))).await
-}
-
-/// Apply the payments and write-offs that waited for day-ends up to `date` (those of one share
-/// of the loans when given), in date order, then arrival order.
+/// Apply the payments and write-offs that waited for day-ends up to `date`, each loan's in date
+/// order, then arrival order.
 async fn release_pending(
     tx: &mut PgConnection,
     date: NaiveDate,
     mode: PrepaymentMode,
-    share: Option<(i32, i32)>,
 ) -> Result<(), sqlx::Error> {
     let last_closed: Option<NaiveDate> = sqlx::query_scalar!(
         "SELECT max(business_date) FROM business_days WHERE closed_at IS NOT NULL"
     )
     .fetch_one(&mut *tx)
     .await?;
-    let (k, n) = share.unzip();
     let rows = sqlx::query!(
         "DELETE FROM pending_events WHERE business_date <= $1 \
-           AND ($2::int4 IS NULL OR mod(abs(hashtext(loan_id)::int8), $3::int4) = $2) \
          RETURNING seq, business_date, kind, loan_id, payment_id, amount",
-        date,
-        k,
-        n
+        date
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -1640,7 +1808,7 @@ async fn record_tick(
     if ticked < partitions {
         return Ok(false);
     }
-    release_pending(tx, date, ctx.domain.servicing.prepayment, None).await?;
+    release_pending(tx, date, ctx.domain.servicing.prepayment).await?;
     let report = dayend::close_day(tx, date, &ctx.domain).await?;
     out.closed.push(report);
     Ok(true)

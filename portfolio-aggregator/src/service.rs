@@ -347,10 +347,7 @@ impl Loop {
                 first_at.get_or_insert_with(Instant::now);
             }
             let due = first_at.is_some_and(|t| t.elapsed() >= linger);
-            if barrier {
-                self.flush_at_barrier(&mut pending)?;
-                first_at = None;
-            } else if pending.len() >= batch_size || (due && !pending.is_empty()) {
+            if barrier || pending.len() >= batch_size || (due && !pending.is_empty()) {
                 self.flush(&mut pending)?;
                 first_at = None;
             }
@@ -502,67 +499,6 @@ impl Loop {
             tracing::warn!(%error, "Cannot pause a partition at the day-end tick");
         }
         self.waiting.insert(partition, date);
-    }
-
-    /// Every events partition of this consumer is at a day-end tick: apply the batch's other
-    /// messages first; then, when these ticks complete the day, the payments and write-offs
-    /// that waited for it, in concurrent shares by loan; then the ticks, whose transaction runs
-    /// the day-end (and applies whatever is still waiting).
-    fn flush_at_barrier(&mut self, pending: &mut Vec<Incoming>) -> Result<(), AggregatorError> {
-        let (mut ticks, mut rest): (Vec<Incoming>, Vec<Incoming>) =
-            pending.drain(..).partition(|m| tick_date(m).is_some());
-        if !rest.is_empty() {
-            self.flush(&mut rest)?;
-        }
-        let dates: std::collections::BTreeSet<NaiveDate> =
-            ticks.iter().filter_map(tick_date).collect();
-        if let (Some(date), 1) = (dates.first().copied(), dates.len()) {
-            let partitions: Vec<i32> = ticks.iter().map(|m| m.partition).collect();
-            self.release_ahead(date, &partitions);
-        }
-        self.flush(&mut ticks)
-    }
-
-    /// When the ticks of `partitions` complete `date`, apply what waited for its day-end in
-    /// `concurrent_transactions` shares at once. Best effort: a share that fails is left to the
-    /// day-end's own transaction, which applies whatever is still waiting.
-    fn release_ahead(&mut self, date: NaiveDate, partitions: &[i32]) {
-        let c = Arc::clone(&self.committer);
-        let complete = self.handle.block_on(async {
-            let mut conn = c.pool.acquire().await?;
-            crate::apply::completes_day(&mut conn, date, partitions, c.ctx.event_partitions).await
-        });
-        match complete {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(error) => {
-                tracing::warn!(%error, "Cannot read the day's ticks; the day-end applies what waits");
-                return;
-            }
-        }
-        let shares = i32::try_from(self.svc.settings.concurrent_transactions.max(1)).unwrap_or(1);
-        let mode = c.ctx.domain.servicing.prepayment;
-        let tasks: Vec<_> = (0..shares)
-            .map(|share| {
-                let c = Arc::clone(&c);
-                self.handle.spawn(async move {
-                    let mut tx = c.pool.begin().await?;
-                    crate::apply::release_share(&mut tx, date, share, shares, mode).await?;
-                    tx.commit().await
-                })
-            })
-            .collect();
-        for task in tasks {
-            match self.handle.block_on(task) {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "A share of the waiting events failed; the day-end applies it");
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "A share of the waiting events failed; the day-end applies it");
-                }
-            }
-        }
     }
 
     /// Apply and commit `pending` in up to `concurrent_transactions` transactions at once, one

@@ -53,8 +53,9 @@ fn view(r: &sqlx::postgres::PgRow, personal: bool) -> Result<serde_json::Value, 
     Ok(v)
 }
 
-/// `GET /api/customers/?limit&offset`: `{customers, total, limit, offset}`.
-pub async fn list(edge: Arc<Edge>, who: Principal, page: Page) -> Answer {
+/// `GET /api/customers/?limit&offset`: `{customers, total, limit, offset}`. A list never
+/// carries personal data, whoever asks: it is read one customer at a time, audited.
+pub async fn list(edge: Arc<Edge>, _who: Principal, page: Page) -> Answer {
     let (limit, offset) = page.bounds(edge.settings.max_page)?;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
         .fetch_one(&edge.pool)
@@ -66,17 +67,17 @@ pub async fn list(edge: Arc<Edge>, who: Principal, page: Page) -> Answer {
     .bind(offset)
     .fetch_all(&edge.pool)
     .await?;
-    let personal = who.role.sees_personal_data();
     let customers = rows
         .iter()
-        .map(|r| view(r, personal))
+        .map(|r| view(r, false))
         .collect::<Result<Vec<_>, _>>()?;
     ok(&serde_json::json!({
         "customers": customers, "total": total, "limit": limit, "offset": offset
     }))
 }
 
-/// `GET /api/customers/{id}`.
+/// `GET /api/customers/{id}`. A read of personal data (by a role that may see it) writes an
+/// audit row: who, which customer, when.
 pub async fn get(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     api::known_id("customer", &id)?;
     let row = sqlx::query(&format!(
@@ -86,7 +87,19 @@ pub async fn get(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     .fetch_optional(&edge.pool)
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
-    ok(&view(&row, who.role.sees_personal_data())?)
+    let personal = who.role.sees_personal_data();
+    if personal {
+        let mut conn = edge.pool.acquire().await?;
+        crate::auth::audit(
+            &mut conn,
+            &who.key_id,
+            "customer.personal_data_read",
+            &id,
+            serde_json::json!({}),
+        )
+        .await?;
+    }
+    ok(&view(&row, personal)?)
 }
 
 /// A registration body → the event, checked field by field.
@@ -191,9 +204,22 @@ pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> 
     })
 }
 
-/// `POST /api/customers/`: 201 once stored, 202 when the book has not caught up in time.
+/// `POST /api/customers/`: 201 once stored, 202 when the book has not caught up in time, 409
+/// when the id is already registered.
 pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) -> Answer {
     let c = registration(api::parse::<CustomerBody>(body)?)?;
+    // A registration is never an update: an id already registered is refused.
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)")
+            .bind(&c.customer_id)
+            .fetch_one(&edge.pool)
+            .await?;
+    if exists {
+        return Err(ApiError::conflict(format!(
+            "customer {} is already registered; registering it again changes nothing",
+            c.customer_id
+        )));
+    }
     let bytes = schemas::encode(&c).map_err(|e| ApiError::internal("encoding customer", &e))?;
     edge.producer
         .send(

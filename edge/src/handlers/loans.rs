@@ -135,7 +135,11 @@ async fn from_seed(edge: &Edge, seed: SeedApply) -> Result<LoanApplication, ApiE
 /// `POST /api/loans/apply`: publish the application and answer with its decision (200), or
 /// with a link to poll (202) when it is not decided within the configured wait.
 pub async fn apply(edge: Arc<Edge>, who: Principal, body: serde_json::Value) -> Answer {
+    let given_time = body.get("submitted_at").is_some();
     let app = application(&edge, body).await?;
+    if let Some(answer) = stored(&edge, &app, given_time).await? {
+        return Ok(answer);
+    }
     let bytes = schemas::encode(&app).map_err(|e| ApiError::internal("encoding", &e))?;
     let wait = edge.decisions.wait(&app.application_id);
     edge.producer
@@ -180,6 +184,56 @@ pub async fn apply(edge: Arc<Edge>, who: Principal, body: serde_json::Value) -> 
             Ok(res)
         }
     }
+}
+
+/// An application id already stored: the same application again (a retry; the submission time
+/// may be left out) is not published again and answers 202 with where its decision is; any
+/// other application is refused with 409. Stored applications and decisions are never rewritten.
+async fn stored(
+    edge: &Edge,
+    app: &LoanApplication,
+    given_time: bool,
+) -> Result<Option<warp::reply::Response>, ApiError> {
+    let row: Option<(serde_json::Value,)> =
+        sqlx::query_as("SELECT payload FROM applications WHERE application_id = $1")
+            .bind(&app.application_id)
+            .fetch_optional(&edge.pool)
+            .await?;
+    let Some((payload,)) = row else {
+        return Ok(None);
+    };
+    let mut same = serde_json::to_value(app).map_err(|e| ApiError::internal("json", &e))?;
+    if !given_time {
+        if let (Some(o), Some(t)) = (same.as_object_mut(), payload.get("submitted_at")) {
+            o.insert("submitted_at".into(), t.clone());
+        }
+    }
+    if same != payload {
+        return Err(ApiError::conflict(format!(
+            "application {} is already stored with other contents; a correction is a new \
+             application",
+            app.application_id
+        )));
+    }
+    let poll = format!("/api/loans/applications/{}", app.application_id);
+    let decided: Option<(String,)> =
+        sqlx::query_as("SELECT decision FROM decisions WHERE application_id = $1")
+            .bind(&app.application_id)
+            .fetch_optional(&edge.pool)
+            .await?;
+    let mut res = json(
+        &serde_json::json!({
+            "application_id": app.application_id,
+            "status": if decided.is_some() { "decided" } else { "pending" },
+            "message": "already submitted; nothing was published again",
+            "poll": poll,
+        }),
+        StatusCode::ACCEPTED,
+    );
+    if let Ok(v) = warp::http::HeaderValue::from_str(&poll) {
+        res.headers_mut().insert("location", v);
+    }
+    Ok(Some(res))
 }
 
 /// The audit row for a decision served to a caller.
