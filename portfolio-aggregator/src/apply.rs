@@ -353,6 +353,49 @@ async fn insert_customers(
         return Ok(());
     }
     let rows = first_by_key(customers, |c| c.customer_id.clone(), "customer_id", out);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let c = CustomerColumns::of(&rows);
+    let inserted: HashSet<String> = sqlx::query_scalar!(
+        "INSERT INTO customers (customer_id, registered_at, full_name, email, phone, \
+           date_of_birth, age, employment_type, employer_name, years_employed, monthly_income, \
+           existing_emi, dependents, residence, region, bureau) \
+         SELECT id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b::jsonb \
+         FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
+           $6::date[], $7::int4[], $8::text[], $9::text[], $10::float4[], $11::int8[], \
+           $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
+           AS t(id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b) \
+         ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id",
+        &c.id,
+        &c.at,
+        &c.name,
+        &c.email,
+        &c.phone,
+        &c.dob as _,
+        &c.age as _,
+        &c.employment as _,
+        &c.employer as _,
+        &c.years,
+        &c.income,
+        &c.emi,
+        &c.dependents,
+        &c.residence as _,
+        &c.region,
+        &c.bureau as _
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    // Ids stored before: the same record is a no-op, another one a conflict.
+    let rows: Vec<(usize, &CustomerRegistered)> = rows
+        .into_iter()
+        .filter(|(_, c)| !inserted.contains(&c.customer_id))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
     let differing: HashSet<String> = {
         let c = CustomerColumns::of(&rows);
         sqlx::query_scalar!(
@@ -389,40 +432,7 @@ async fn insert_customers(
         .into_iter()
         .collect()
     };
-    let rows = drop_conflicts(rows, |c| &c.customer_id, &differing, "customer_id", out);
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let c = CustomerColumns::of(&rows);
-    sqlx::query!(
-        "INSERT INTO customers (customer_id, registered_at, full_name, email, phone, \
-           date_of_birth, age, employment_type, employer_name, years_employed, monthly_income, \
-           existing_emi, dependents, residence, region, bureau) \
-         SELECT id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b::jsonb \
-         FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
-           $6::date[], $7::int4[], $8::text[], $9::text[], $10::float4[], $11::int8[], \
-           $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
-           AS t(id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b) \
-         ON CONFLICT (customer_id) DO NOTHING",
-        &c.id,
-        &c.at,
-        &c.name,
-        &c.email,
-        &c.phone,
-        &c.dob as _,
-        &c.age as _,
-        &c.employment as _,
-        &c.employer as _,
-        &c.years,
-        &c.income,
-        &c.emi,
-        &c.dependents,
-        &c.residence as _,
-        &c.region,
-        &c.bureau as _
-    )
-    .execute(&mut *tx)
-    .await?;
+    drop_conflicts(rows, |c| &c.customer_id, &differing, "customer_id", out);
     Ok(())
 }
 
@@ -448,40 +458,20 @@ async fn insert_applications(
             .map(|(_, a)| serde_json::to_string(a).unwrap_or_default())
             .collect()
     };
-    let differing: HashSet<String> = sqlx::query_scalar!(
-        "SELECT a.application_id FROM applications a \
-         JOIN unnest($1::text[], $2::text[]) AS t(id, p) ON a.application_id = t.id \
-         WHERE a.payload IS DISTINCT FROM t.p::jsonb",
-        &rows
-            .iter()
-            .map(|(_, a)| a.application_id.clone())
-            .collect::<Vec<_>>(),
-        &payload(&rows)
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
-    let rows = drop_conflicts(
-        rows,
-        |a| &a.application_id,
-        &differing,
-        "application_id",
-        out,
-    );
     if rows.is_empty() {
         return Ok(());
     }
-    let payload = payload(&rows);
-    let rows: Vec<&LoanApplication> = rows.into_iter().map(|(_, a)| a).collect();
-    sqlx::query!(
+    let payloads = payload(&rows);
+    let kept = rows;
+    let rows: Vec<&LoanApplication> = kept.iter().map(|(_, a)| *a).collect();
+    let inserted: HashSet<String> = sqlx::query_scalar!(
         "INSERT INTO applications (application_id, customer_id, submitted_at, channel, purpose, \
            amount, tenure_months, interest_rate_bps, collateral_value, payload) \
          SELECT id, c, at, ch, pu, am, te, ra, co, p::jsonb \
          FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
            $6::int8[], $7::int4[], $8::int4[], $9::int8[], $10::text[]) \
            AS t(id, c, at, ch, pu, am, te, ra, co, p) \
-         ON CONFLICT (application_id) DO NOTHING",
+         ON CONFLICT (application_id) DO NOTHING RETURNING application_id",
         &rows
             .iter()
             .map(|a| a.application_id.clone())
@@ -509,10 +499,41 @@ async fn insert_applications(
             .iter()
             .map(|a| a.loan.collateral_value)
             .collect::<Vec<_>>() as _,
-        &payload
+        &payloads
     )
-    .execute(&mut *tx)
-    .await?;
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    // Ids stored before: the same payload is a no-op, another one a conflict.
+    let rows: Vec<(usize, &LoanApplication)> = kept
+        .into_iter()
+        .filter(|(_, a)| !inserted.contains(&a.application_id))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let differing: HashSet<String> = sqlx::query_scalar!(
+        "SELECT a.application_id FROM applications a \
+         JOIN unnest($1::text[], $2::text[]) AS t(id, p) ON a.application_id = t.id \
+         WHERE a.payload IS DISTINCT FROM t.p::jsonb",
+        &rows
+            .iter()
+            .map(|(_, a)| a.application_id.clone())
+            .collect::<Vec<_>>(),
+        &payload(&rows)
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    drop_conflicts(
+        rows,
+        |a| &a.application_id,
+        &differing,
+        "application_id",
+        out,
+    );
     Ok(())
 }
 
@@ -591,55 +612,10 @@ async fn insert_decisions(
         out,
     );
     rows.sort_by(|a, b| a.1.application_id.cmp(&b.1.application_id));
-    let differing: HashSet<String> = {
-        let c = DecisionColumns::of(&rows);
-        sqlx::query_scalar!(
-            "SELECT d.application_id FROM decisions d \
-             JOIN unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
-               $6::float8[], $7::int4[], $8::bool[], $9::text[], $10::text[], $11::text[], \
-               $12::int8[], $13::float8[], $14::float8[], $15::text[], $16::float8[]) \
-               AS t(id, c, at, mv, fs, pd, sc, cl, g, d, rh, emi, foir, ltv, cv, cp) \
-               ON d.application_id = t.id \
-             WHERE (d.customer_id, d.decided_at, d.model_version, d.feature_set_version, d.pd, \
-                 d.score, d.score_clamped, d.grade, d.decision, d.rule_hits, d.emi, d.foir, \
-                 d.ltv, d.challenger_version, d.challenger_pd) \
-               IS DISTINCT FROM (t.c, t.at, t.mv, t.fs, t.pd, t.sc, t.cl, t.g, t.d, \
-                 ARRAY(SELECT jsonb_array_elements_text(t.rh::jsonb)), t.emi, t.foir, t.ltv, \
-                 t.cv, t.cp)",
-            &c.id,
-            &c.customer,
-            &c.at,
-            &c.model,
-            &c.features,
-            &c.pd,
-            &c.score,
-            &c.clamped,
-            &c.grade,
-            &c.decision as _,
-            &c.rule_hits,
-            &c.emi,
-            &c.foir,
-            &c.ltv as _,
-            &c.challenger as _,
-            &c.challenger_pd as _
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect()
-    };
-    let rows = drop_conflicts(
-        rows,
-        |d| &d.application_id,
-        &differing,
-        "application_id",
-        out,
-    );
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let c = DecisionColumns::of(&rows);
-    let rows: Vec<&Decision> = rows.into_iter().map(|(_, d)| d).collect();
     let changed: Vec<String> = sqlx::query_scalar!(
         "INSERT INTO decisions (application_id, customer_id, decided_at, model_version, \
            feature_set_version, pd, score, score_clamped, grade, decision, rule_hits, emi, foir, \
@@ -671,6 +647,65 @@ async fn insert_decisions(
     )
     .fetch_all(&mut *tx)
     .await?;
+    // Ids stored before: the same decision is a no-op, another one a conflict.
+    let inserted: HashSet<&str> = changed.iter().map(String::as_str).collect();
+    let before: Vec<(usize, &Decision)> = rows
+        .iter()
+        .filter(|(_, d)| !inserted.contains(d.application_id.as_str()))
+        .copied()
+        .collect();
+    let mut differing: HashSet<String> = HashSet::new();
+    if !before.is_empty() {
+        differing = {
+            let c = DecisionColumns::of(&before);
+            sqlx::query_scalar!(
+                "SELECT d.application_id FROM decisions d \
+                 JOIN unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
+                   $6::float8[], $7::int4[], $8::bool[], $9::text[], $10::text[], $11::text[], \
+                   $12::int8[], $13::float8[], $14::float8[], $15::text[], $16::float8[]) \
+                   AS t(id, c, at, mv, fs, pd, sc, cl, g, d, rh, emi, foir, ltv, cv, cp) \
+                   ON d.application_id = t.id \
+                 WHERE (d.customer_id, d.decided_at, d.model_version, d.feature_set_version, d.pd, \
+                     d.score, d.score_clamped, d.grade, d.decision, d.rule_hits, d.emi, d.foir, \
+                     d.ltv, d.challenger_version, d.challenger_pd) \
+                   IS DISTINCT FROM (t.c, t.at, t.mv, t.fs, t.pd, t.sc, t.cl, t.g, t.d, \
+                     ARRAY(SELECT jsonb_array_elements_text(t.rh::jsonb)), t.emi, t.foir, t.ltv, \
+                     t.cv, t.cp)",
+                &c.id,
+                &c.customer,
+                &c.at,
+                &c.model,
+                &c.features,
+                &c.pd,
+                &c.score,
+                &c.clamped,
+                &c.grade,
+                &c.decision as _,
+                &c.rule_hits,
+                &c.emi,
+                &c.foir,
+                &c.ltv as _,
+                &c.challenger as _,
+                &c.challenger_pd as _
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect()
+        };
+        drop_conflicts(
+            before,
+            |d| &d.application_id,
+            &differing,
+            "application_id",
+            out,
+        );
+    }
+    let rows: Vec<&Decision> = rows
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| !differing.contains(&d.application_id))
+        .collect();
     if !changed.is_empty() {
         let changed_set: HashSet<&str> = changed.iter().map(String::as_str).collect();
         let mut ids = Vec::new();
@@ -831,9 +866,15 @@ async fn apply_events(
     // Each loan's payments and write-off keep their order in the stream.
     let mut daily = Daily::new();
     disburse(tx, &disbursals, out).await?;
-    receive_payments(tx, &payments, last_closed, mode, &mut daily, out).await?;
-    write_off(tx, &write_offs, last_closed, out).await?;
-    receive_payments(tx, &after_write_off, last_closed, mode, &mut daily, out).await?;
+    let partition_of: HashMap<usize, i32> =
+        events.iter().map(|(i, m, _)| (*i, m.partition)).collect();
+    let at = Arrival {
+        last_closed,
+        partition_of: &partition_of,
+    };
+    receive_payments(tx, &payments, &at, mode, &mut daily, out).await?;
+    write_off(tx, &write_offs, &at, out).await?;
+    receive_payments(tx, &after_write_off, &at, mode, &mut daily, out).await?;
     mark_loss(tx, &losses, out).await?;
     write_daily(tx, &daily).await?;
     Ok(ticks)
@@ -1128,10 +1169,17 @@ fn effective_now(last_closed: Option<NaiveDate>, date: NaiveDate) -> bool {
 }
 
 /// Check the batch's payments; book those dated for now, keep the others for their day-end.
+/// Where a batch's events stand: the last closed day, and each event's partition (by its index
+/// in the batch).
+struct Arrival<'a> {
+    last_closed: Option<NaiveDate>,
+    partition_of: &'a HashMap<usize, i32>,
+}
+
 async fn receive_payments(
     tx: &mut PgConnection,
     payments: &[(usize, &PaymentReceived)],
-    last_closed: Option<NaiveDate>,
+    at: &Arrival<'_>,
     mode: PrepaymentMode,
     daily: &mut Daily,
     out: &mut BatchOutcome,
@@ -1167,7 +1215,8 @@ async fn receive_payments(
     .collect();
     let mut seen_ids = HashSet::new();
     let mut now: Vec<&PaymentReceived> = Vec::new();
-    let mut later: Vec<&PaymentReceived> = Vec::new();
+    let last_closed = at.last_closed;
+    let mut later: Vec<(i32, &PaymentReceived)> = Vec::new();
     for (i, p) in payments {
         let reject = |class, message: &str| Rejection {
             class,
@@ -1193,22 +1242,27 @@ async fn receive_payments(
         match refused {
             Some(r) => out.rejected.push((*i, r)),
             None if effective_now(last_closed, p.paid_on) => now.push(p),
-            None => later.push(p),
+            None => later.push((at.partition_of.get(i).copied().unwrap_or(0), p)),
         }
     }
     if !later.is_empty() {
         sqlx::query!(
-            "INSERT INTO pending_events (business_date, kind, loan_id, payment_id, amount) \
-             SELECT d, 'payment', l, p, a \
-             FROM unnest($1::date[], $2::text[], $3::text[], $4::int8[]) \
-               WITH ORDINALITY AS t(d, l, p, a, n) ORDER BY n",
-            &later.iter().map(|p| p.paid_on).collect::<Vec<_>>(),
-            &later.iter().map(|p| p.loan_id.clone()).collect::<Vec<_>>(),
+            "INSERT INTO pending_events (business_date, kind, loan_id, payment_id, amount, \
+               partition) \
+             SELECT d, 'payment', l, p, a, k \
+             FROM unnest($1::date[], $2::text[], $3::text[], $4::int8[], $5::int4[]) \
+               WITH ORDINALITY AS t(d, l, p, a, k, n) ORDER BY n",
+            &later.iter().map(|(_, p)| p.paid_on).collect::<Vec<_>>(),
             &later
                 .iter()
-                .map(|p| p.payment_id.clone())
+                .map(|(_, p)| p.loan_id.clone())
                 .collect::<Vec<_>>(),
-            &later.iter().map(|p| p.amount).collect::<Vec<_>>()
+            &later
+                .iter()
+                .map(|(_, p)| p.payment_id.clone())
+                .collect::<Vec<_>>(),
+            &later.iter().map(|(_, p)| p.amount).collect::<Vec<_>>(),
+            &later.iter().map(|(k, _)| *k).collect::<Vec<_>>()
         )
         .execute(&mut *tx)
         .await?;
@@ -1584,9 +1638,10 @@ fn reject_unknown(
 async fn write_off(
     tx: &mut PgConnection,
     actions: &[(usize, &LoanAction)],
-    last_closed: Option<NaiveDate>,
+    at: &Arrival<'_>,
     out: &mut BatchOutcome,
 ) -> Result<(), sqlx::Error> {
+    let last_closed = at.last_closed;
     if actions.is_empty() {
         return Ok(());
     }
@@ -1625,16 +1680,21 @@ async fn write_off(
                 },
             )),
             None if effective_now(last_closed, a.on) => now.push((a.loan_id.clone(), a.on)),
-            None => later.push((a.loan_id.clone(), a.on)),
+            None => later.push((
+                a.loan_id.clone(),
+                a.on,
+                at.partition_of.get(i).copied().unwrap_or(0),
+            )),
         }
     }
     if !later.is_empty() {
         sqlx::query!(
-            "INSERT INTO pending_events (business_date, kind, loan_id) \
-             SELECT d, 'write_off', l FROM unnest($1::date[], $2::text[]) \
-               WITH ORDINALITY AS t(d, l, n) ORDER BY n",
+            "INSERT INTO pending_events (business_date, kind, loan_id, partition) \
+             SELECT d, 'write_off', l, k FROM unnest($1::date[], $2::text[], $3::int4[]) \
+               WITH ORDINALITY AS t(d, l, k, n) ORDER BY n",
             &later.iter().map(|w| w.1).collect::<Vec<_>>(),
-            &later.iter().map(|w| w.0.clone()).collect::<Vec<_>>()
+            &later.iter().map(|w| w.0.clone()).collect::<Vec<_>>(),
+            &later.iter().map(|w| w.2).collect::<Vec<_>>()
         )
         .execute(&mut *tx)
         .await?;
@@ -1684,12 +1744,13 @@ async fn apply_write_offs(
     Ok(())
 }
 
-/// Apply the payments and write-offs that waited for day-ends up to `date`, each loan's in date
-/// order, then arrival order.
+/// Apply the payments and write-offs that waited for day-ends up to `date` — those that arrived
+/// on `partition` when given, else all — each loan's in date order, then arrival order.
 async fn release_pending(
     tx: &mut PgConnection,
     date: NaiveDate,
     mode: PrepaymentMode,
+    partition: Option<i32>,
 ) -> Result<(), sqlx::Error> {
     let last_closed: Option<NaiveDate> = sqlx::query_scalar!(
         "SELECT max(business_date) FROM business_days WHERE closed_at IS NOT NULL"
@@ -1698,8 +1759,10 @@ async fn release_pending(
     .await?;
     let rows = sqlx::query!(
         "DELETE FROM pending_events WHERE business_date <= $1 \
+           AND ($2::int4 IS NULL OR partition = $2) \
          RETURNING seq, business_date, kind, loan_id, payment_id, amount",
-        date
+        date,
+        partition
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -1805,10 +1868,15 @@ async fn record_tick(
     if closed {
         return Ok(true);
     }
+    // The partition has delivered the day's tick: nothing more of its loans is applied until the
+    // day closes, so what waited for this day on it is applied now, in this transaction (the
+    // partitions' transactions run side by side).
+    let mode = ctx.domain.servicing.prepayment;
+    release_pending(tx, date, mode, Some(partition)).await?;
     if ticked < partitions {
         return Ok(false);
     }
-    release_pending(tx, date, ctx.domain.servicing.prepayment).await?;
+    release_pending(tx, date, mode, None).await?;
     let report = dayend::close_day(tx, date, &ctx.domain).await?;
     out.closed.push(report);
     Ok(true)
