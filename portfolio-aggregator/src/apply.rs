@@ -353,20 +353,27 @@ async fn insert_customers(
         return Ok(());
     }
     let rows = first_by_key(customers, |c| c.customer_id.clone(), "customer_id", out);
-    if rows.is_empty() {
-        return Ok(());
-    }
     let c = CustomerColumns::of(&rows);
-    let inserted: HashSet<String> = sqlx::query_scalar!(
-        "INSERT INTO customers (customer_id, registered_at, full_name, email, phone, \
+    // New ids are inserted; the statement's own read of `customers` sees the rows stored
+    // before it, and returns those (ids not inserted) whose contents differ.
+    let differing: HashSet<String> = sqlx::query_scalar!(
+        "WITH t AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], \
+           $5::text[], $6::date[], $7::int4[], $8::text[], $9::text[], $10::float4[], \
+           $11::int8[], $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
+           AS t(id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b)), \
+         ins AS (INSERT INTO customers (customer_id, registered_at, full_name, email, phone, \
            date_of_birth, age, employment_type, employer_name, years_employed, monthly_income, \
            existing_emi, dependents, residence, region, bureau) \
-         SELECT id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b::jsonb \
-         FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
-           $6::date[], $7::int4[], $8::text[], $9::text[], $10::float4[], $11::int8[], \
-           $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
-           AS t(id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b) \
-         ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id",
+           SELECT id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b::jsonb \
+           FROM t ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id), \
+         stored AS MATERIALIZED (SELECT * FROM t \
+           WHERE t.id NOT IN (SELECT customer_id FROM ins)) \
+         SELECT c.customer_id FROM customers c JOIN stored t ON c.customer_id = t.id \
+         WHERE (c.registered_at, c.full_name, c.email, c.phone, c.date_of_birth, c.age, \
+             c.employment_type, c.employer_name, c.years_employed, c.monthly_income, \
+             c.existing_emi, c.dependents, c.residence, c.region, c.bureau) \
+           IS DISTINCT FROM (t.at, t.n, t.e, t.ph, t.dob, t.age, t.emp, t.er, t.ye, t.inc, t.ob, \
+             t.dep, t.res, t.reg, t.b::jsonb)",
         &c.id,
         &c.at,
         &c.name,
@@ -388,50 +395,6 @@ async fn insert_customers(
     .await?
     .into_iter()
     .collect();
-    // Ids stored before: the same record is a no-op, another one a conflict.
-    let rows: Vec<(usize, &CustomerRegistered)> = rows
-        .into_iter()
-        .filter(|(_, c)| !inserted.contains(&c.customer_id))
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let differing: HashSet<String> = {
-        let c = CustomerColumns::of(&rows);
-        sqlx::query_scalar!(
-            "SELECT c.customer_id FROM customers c \
-             JOIN unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
-               $6::date[], $7::int4[], $8::text[], $9::text[], $10::float4[], $11::int8[], \
-               $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
-               AS t(id, at, n, e, ph, dob, age, emp, er, ye, inc, ob, dep, res, reg, b) \
-               ON c.customer_id = t.id \
-             WHERE (c.registered_at, c.full_name, c.email, c.phone, c.date_of_birth, c.age, \
-                 c.employment_type, c.employer_name, c.years_employed, c.monthly_income, \
-                 c.existing_emi, c.dependents, c.residence, c.region, c.bureau) \
-               IS DISTINCT FROM (t.at, t.n, t.e, t.ph, t.dob, t.age, t.emp, t.er, t.ye, t.inc, \
-                 t.ob, t.dep, t.res, t.reg, t.b::jsonb)",
-            &c.id,
-            &c.at,
-            &c.name,
-            &c.email,
-            &c.phone,
-            &c.dob as _,
-            &c.age as _,
-            &c.employment as _,
-            &c.employer as _,
-            &c.years,
-            &c.income,
-            &c.emi,
-            &c.dependents,
-            &c.residence as _,
-            &c.region,
-            &c.bureau as _
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect()
-    };
     drop_conflicts(rows, |c| &c.customer_id, &differing, "customer_id", out);
     Ok(())
 }
@@ -616,18 +579,30 @@ async fn insert_decisions(
         return Ok(Vec::new());
     }
     let c = DecisionColumns::of(&rows);
-    let changed: Vec<String> = sqlx::query_scalar!(
-        "INSERT INTO decisions (application_id, customer_id, decided_at, model_version, \
+    // New ones are inserted; the statement's own read of `decisions` sees the rows stored
+    // before it, and names those whose figures differ.
+    let outcome: Vec<(String, bool)> = sqlx::query!(
+        "WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], \
+           $5::text[], $6::float8[], $7::int4[], $8::bool[], $9::text[], $10::text[], \
+           $11::text[], $12::int8[], $13::float8[], $14::float8[], $15::text[], $16::float8[]) \
+           AS t(id, c, at, mv, fs, pd, sc, cl, g, d, rh, emi, foir, ltv, cv, cp)), \
+         ins AS (INSERT INTO decisions (application_id, customer_id, decided_at, model_version, \
            feature_set_version, pd, score, score_clamped, grade, decision, rule_hits, emi, foir, \
            ltv, challenger_version, challenger_pd) \
-         SELECT id, c, at, mv, fs, pd, sc, cl, g, d, \
-           ARRAY(SELECT jsonb_array_elements_text(rh::jsonb)), emi, foir, ltv, cv, cp \
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
-           $6::float8[], $7::int4[], $8::bool[], $9::text[], $10::text[], $11::text[], \
-           $12::int8[], $13::float8[], $14::float8[], $15::text[], $16::float8[]) \
-           AS t(id, c, at, mv, fs, pd, sc, cl, g, d, rh, emi, foir, ltv, cv, cp) \
-         ON CONFLICT (application_id) DO NOTHING \
-         RETURNING application_id",
+           SELECT id, c, at, mv, fs, pd, sc, cl, g, d, \
+             ARRAY(SELECT jsonb_array_elements_text(rh::jsonb)), emi, foir, ltv, cv, cp \
+           FROM t ON CONFLICT (application_id) DO NOTHING RETURNING application_id) \
+         SELECT application_id AS \"id!\", true AS \"inserted!\" FROM ins \
+         UNION ALL \
+         SELECT d.application_id, false FROM decisions d \
+           JOIN (SELECT * FROM t WHERE t.id NOT IN (SELECT application_id FROM ins) \
+             OFFSET 0) t ON d.application_id = t.id \
+         WHERE (d.customer_id, d.decided_at, d.model_version, d.feature_set_version, d.pd, \
+             d.score, d.score_clamped, d.grade, d.decision, d.rule_hits, d.emi, d.foir, d.ltv, \
+             d.challenger_version, d.challenger_pd) \
+           IS DISTINCT FROM (t.c, t.at, t.mv, t.fs, t.pd, t.sc, t.cl, t.g, t.d, \
+             ARRAY(SELECT jsonb_array_elements_text(t.rh::jsonb)), t.emi, t.foir, t.ltv, t.cv, \
+             t.cp)",
         &c.id,
         &c.customer,
         &c.at,
@@ -646,66 +621,28 @@ async fn insert_decisions(
         &c.challenger_pd as _
     )
     .fetch_all(&mut *tx)
-    .await?;
-    // Ids stored before: the same decision is a no-op, another one a conflict.
-    let inserted: HashSet<&str> = changed.iter().map(String::as_str).collect();
-    let before: Vec<(usize, &Decision)> = rows
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.inserted))
+    .collect();
+    let changed: Vec<String> = outcome
         .iter()
-        .filter(|(_, d)| !inserted.contains(d.application_id.as_str()))
-        .copied()
+        .filter(|(_, inserted)| *inserted)
+        .map(|(id, _)| id.clone())
         .collect();
-    let mut differing: HashSet<String> = HashSet::new();
-    if !before.is_empty() {
-        differing = {
-            let c = DecisionColumns::of(&before);
-            sqlx::query_scalar!(
-                "SELECT d.application_id FROM decisions d \
-                 JOIN unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
-                   $6::float8[], $7::int4[], $8::bool[], $9::text[], $10::text[], $11::text[], \
-                   $12::int8[], $13::float8[], $14::float8[], $15::text[], $16::float8[]) \
-                   AS t(id, c, at, mv, fs, pd, sc, cl, g, d, rh, emi, foir, ltv, cv, cp) \
-                   ON d.application_id = t.id \
-                 WHERE (d.customer_id, d.decided_at, d.model_version, d.feature_set_version, d.pd, \
-                     d.score, d.score_clamped, d.grade, d.decision, d.rule_hits, d.emi, d.foir, \
-                     d.ltv, d.challenger_version, d.challenger_pd) \
-                   IS DISTINCT FROM (t.c, t.at, t.mv, t.fs, t.pd, t.sc, t.cl, t.g, t.d, \
-                     ARRAY(SELECT jsonb_array_elements_text(t.rh::jsonb)), t.emi, t.foir, t.ltv, \
-                     t.cv, t.cp)",
-                &c.id,
-                &c.customer,
-                &c.at,
-                &c.model,
-                &c.features,
-                &c.pd,
-                &c.score,
-                &c.clamped,
-                &c.grade,
-                &c.decision as _,
-                &c.rule_hits,
-                &c.emi,
-                &c.foir,
-                &c.ltv as _,
-                &c.challenger as _,
-                &c.challenger_pd as _
-            )
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect()
-        };
-        drop_conflicts(
-            before,
-            |d| &d.application_id,
-            &differing,
-            "application_id",
-            out,
-        );
-    }
-    let rows: Vec<&Decision> = rows
+    let differing: HashSet<String> = outcome
         .into_iter()
-        .map(|(_, d)| d)
-        .filter(|d| !differing.contains(&d.application_id))
+        .filter(|(_, inserted)| !*inserted)
+        .map(|(id, _)| id)
         .collect();
+    let rows = drop_conflicts(
+        rows,
+        |d| &d.application_id,
+        &differing,
+        "application_id",
+        out,
+    );
+    let rows: Vec<&Decision> = rows.into_iter().map(|(_, d)| d).collect();
     if !changed.is_empty() {
         let changed_set: HashSet<&str> = changed.iter().map(String::as_str).collect();
         let mut ids = Vec::new();
