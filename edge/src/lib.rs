@@ -217,8 +217,10 @@ pub fn serve(
     let request_timeout = ms(settings.request_timeout_ms);
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
     let svc = warp::service(routes::routes(edge));
-    let refuse = |status: StatusCode, message: &str| {
-        let body = serde_json::json!({"error": "unavailable", "message": message}).to_string();
+    // The API's error shape, with the connection closed after it.
+    let refuse = |status: StatusCode, code: &str, message: &str| {
+        let body =
+            serde_json::json!({"error": code, "message": message, "details": null}).to_string();
         let mut r = Response::new(Body::from(body));
         *r.status_mut() = status;
         r.headers_mut()
@@ -242,6 +244,7 @@ pub fn serve(
                     if permit.is_none() {
                         return Ok::<_, std::convert::Infallible>(refuse(
                             StatusCode::SERVICE_UNAVAILABLE,
+                            "unavailable",
                             "too many connections; retry",
                         ));
                     }
@@ -251,6 +254,7 @@ pub fn serve(
                         Ok(Err(never)) => match never {},
                         Err(_) => Ok(refuse(
                             StatusCode::REQUEST_TIMEOUT,
+                            "request_timeout",
                             "the request was not complete in time",
                         )),
                     }

@@ -210,6 +210,7 @@ async fn slow_header_and_slow_body_connections_are_closed_while_others_are_serve
         "a connection sending its body a byte at a time stayed open"
     );
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"error\":\"request_timeout\""), "{answer}");
     let answer = tokio::task::spawn_blocking(move || health(addr))
         .await
         .unwrap();
