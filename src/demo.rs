@@ -214,7 +214,7 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
     println!("                    analyst    {}", analyst.key);
     println!("                    originator {}", originator.key);
     println!("  Kafka bootstrap:  {brokers}");
-    println!("  PostgreSQL:       {}", url.expose());
+    println!("  PostgreSQL:       {}", url.masked());
     println!("Press Ctrl-C to stop.");
     println!(
         "Loading {} months of history ({} applications a month)…",

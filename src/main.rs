@@ -140,7 +140,7 @@ async fn infra(settings: Settings, with_database: bool) -> anyhow::Result<()> {
     }
     println!("Kafka bootstrap servers: {}", infra.brokers);
     if let Some(pg) = infra.embedded_postgres() {
-        println!("PostgreSQL: {}", pg.url().expose());
+        println!("PostgreSQL: {}", pg.url().masked());
         println!("PostgreSQL data directory: {}", pg.data_dir().display());
     } else if infra.database_url.is_some() {
         println!("PostgreSQL: configured by DATABASE_URL");

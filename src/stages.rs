@@ -104,7 +104,7 @@ pub async fn aggregate(args: AggregateArgs, settings: Settings) -> anyhow::Resul
         println!("Embedded Kafka bootstrap servers: {}", infra.brokers);
     }
     if let Some(pg) = infra.embedded_postgres() {
-        println!("PostgreSQL: {}", pg.url().expose());
+        println!("PostgreSQL: {}", pg.url().masked());
     }
     let url = infra
         .database_url

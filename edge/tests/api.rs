@@ -17,6 +17,8 @@ struct Harness {
     _kafka: EmbeddedKafka,
     _db: ScratchDatabase,
     edge: Arc<Edge>,
+    /// The migrating role's pool, for seeding what other stages write.
+    owner: sqlx::PgPool,
     admin: String,
     analyst: String,
     originator: String,
@@ -35,9 +37,13 @@ async fn spawn_edge(settings: EdgeSettings) -> Harness {
     let db = ScratchDatabase::create().await.unwrap();
     let pool = connect(&db.url, 4).await.unwrap();
     portfolio_aggregator::db::migrate(&pool).await.unwrap();
+    // The edge runs with its stage's role only, as a deployment grants it.
+    let edge_pool = connect(&db.login_as("credit_risk_edge").await.unwrap(), 4)
+        .await
+        .unwrap();
     let shutdown = CancellationToken::new();
     let edge = edge::build(
-        pool.clone(),
+        edge_pool.clone(),
         kafka.bootstrap_servers(),
         topics,
         settings,
@@ -48,7 +54,7 @@ async fn spawn_edge(settings: EdgeSettings) -> Harness {
     .await
     .unwrap();
     let key = |role| {
-        let pool = pool.clone();
+        let pool = edge_pool.clone();
         async move { create_key(&pool, role, "test", "test").await.unwrap().key }
     };
     Harness {
@@ -58,6 +64,7 @@ async fn spawn_edge(settings: EdgeSettings) -> Harness {
         _kafka: kafka,
         _db: db,
         edge,
+        owner: pool,
         shutdown,
     }
 }
@@ -96,7 +103,7 @@ impl Harness {
                  \"inquiries_6m\": 1, \"revolving_utilisation_bps\": 2500, \"open_accounts\": 3}')",
         )
         .bind(id)
-        .execute(&self.edge.pool)
+        .execute(&self.owner)
         .await
         .unwrap();
     }
@@ -398,7 +405,7 @@ async fn checksum(pool: &sqlx::PgPool, table: &str) -> String {
 #[tokio::test]
 async fn a_stored_application_or_customer_cannot_be_rewritten_through_the_api() {
     let h = spawn_edge(EdgeSettings::default()).await;
-    let pool = &h.edge.pool;
+    let pool = &h.owner;
     h.insert_customer("4242").await;
     h.insert_customer("4343").await;
     // A stored application, as the aggregator keeps it.

@@ -14,8 +14,8 @@ use risk_core::money::RateBps;
 use risk_core::schedule::schedule;
 use risk_core::settings::DomainSettings;
 use schemas::{
-    CustomerRegistered, Decision, EmploymentType, LoanAction, LoanApplication, LoanDisbursed,
-    LoanEventBody, Outcome, PaymentReceived, Residence,
+    CustomerRegistered, CustomerUpdated, Decision, EmploymentType, LoanAction, LoanApplication,
+    LoanDisbursed, LoanEventBody, Outcome, PaymentReceived, Residence,
 };
 use sqlx::PgConnection;
 
@@ -138,6 +138,7 @@ pub async fn apply_batch(
     out.held.dedup();
 
     let mut customers: Vec<(usize, &CustomerRegistered)> = Vec::new();
+    let mut updates: Vec<(usize, &CustomerUpdated)> = Vec::new();
     let mut applications: Vec<(usize, &LoanApplication)> = Vec::new();
     let mut decisions: Vec<(usize, &Decision)> = Vec::new();
     let mut events: Vec<(usize, &Incoming, &schemas::LoanEvent)> = Vec::new();
@@ -145,14 +146,16 @@ pub async fn apply_batch(
         match &m.payload {
             Err(r) => out.rejected.push((*i, r.clone())),
             Ok(Payload::Customer(c)) => customers.push((*i, c)),
+            Ok(Payload::CustomerUpdate(u)) => updates.push((*i, u)),
             Ok(Payload::Application(a)) => applications.push((*i, a)),
             Ok(Payload::Decision(d)) => decisions.push((*i, d)),
             Ok(Payload::Event(e)) => events.push((*i, m, e)),
         }
     }
-    let records = customers.len() + applications.len() + decisions.len();
+    let records = customers.len() + updates.len() + applications.len() + decisions.len();
     let refused_before = out.rejected.len();
     insert_customers(tx, &customers, &mut out).await?;
+    apply_customer_updates(tx, &updates, &mut out).await?;
     insert_applications(tx, &applications, &mut out).await?;
     let risk = insert_decisions(tx, &decisions, &mut out).await?;
     out.applied += records - (out.rejected.len() - refused_before);
@@ -341,9 +344,9 @@ impl CustomerColumns {
     }
 }
 
-/// Store the batch's new customers. A customer id already stored with the same record changes
-/// nothing; with another record it is refused as a conflict (changes to a customer are not
-/// registrations).
+/// Store the batch's new customers. A customer id already stored with the same record (as it
+/// was registered, before any change) changes nothing; with another record it is refused as a
+/// conflict (changes to a customer are `CustomerUpdated` events, not registrations).
 async fn insert_customers(
     tx: &mut PgConnection,
     customers: &[(usize, &CustomerRegistered)],
@@ -368,7 +371,11 @@ async fn insert_customers(
            FROM t ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id), \
          stored AS MATERIALIZED (SELECT * FROM t \
            WHERE t.id NOT IN (SELECT customer_id FROM ins)) \
-         SELECT c.customer_id FROM customers c JOIN stored t ON c.customer_id = t.id \
+         SELECT s.customer_id FROM customers s JOIN stored t ON s.customer_id = t.id \
+         LEFT JOIN LATERAL (SELECT h.previous FROM customer_changes h \
+           WHERE h.customer_id = s.customer_id ORDER BY h.version LIMIT 1) f ON true \
+         CROSS JOIN LATERAL jsonb_populate_record(NULL::customers, \
+           COALESCE(f.previous, to_jsonb(s))) c \
          WHERE (c.registered_at, c.full_name, c.email, c.phone, c.date_of_birth, c.age, \
              c.employment_type, c.employer_name, c.years_employed, c.monthly_income, \
              c.existing_emi, c.dependents, c.residence, c.region, c.bureau) \
@@ -396,6 +403,98 @@ async fn insert_customers(
     .into_iter()
     .collect();
     drop_conflicts(rows, |c| &c.customer_id, &differing, "customer_id", out);
+    Ok(())
+}
+
+/// Apply the batch's customer changes in order. Each keeps the whole record before it in
+/// `customer_changes` (the next version), replaces the fields it sets and writes an audit row
+/// naming who made it and which fields. A change already stored under its `update_id` changes
+/// nothing (a replay); the same id with other contents, or a change to a customer never
+/// registered, is refused.
+async fn apply_customer_updates(
+    tx: &mut PgConnection,
+    updates: &[(usize, &CustomerUpdated)],
+    out: &mut BatchOutcome,
+) -> Result<(), sqlx::Error> {
+    for &(i, u) in updates {
+        let changes = serde_json::to_value(u).unwrap_or_default();
+        let row = sqlx::query!(
+            "WITH prev AS (SELECT c.* FROM customers c WHERE c.customer_id = $2 FOR UPDATE), \
+             ins AS (INSERT INTO customer_changes (update_id, customer_id, version, changed_at, \
+                 changed_by, reason, changes, previous) \
+               SELECT $1, p.customer_id, 1 + COALESCE((SELECT max(h.version) \
+                   FROM customer_changes h WHERE h.customer_id = p.customer_id), 1), \
+                 $3, $4, $5, $6, to_jsonb(p) FROM prev p \
+               ON CONFLICT (update_id) DO NOTHING RETURNING version) \
+             SELECT (SELECT version FROM ins) AS inserted, \
+               (SELECT h.changes = $6 FROM customer_changes h WHERE h.update_id = $1) AS same, \
+               EXISTS (SELECT 1 FROM prev) AS \"registered!\"",
+            u.update_id,
+            u.customer_id,
+            u.updated_at,
+            u.updated_by,
+            u.reason,
+            changes
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(version) = row.inserted else {
+            match row.same {
+                Some(true) => {}
+                Some(false) => out.rejected.push((i, conflict("update_id"))),
+                None => out.rejected.push((
+                    i,
+                    Rejection {
+                        class: "unknown_customer",
+                        message: format!(
+                            "customer {} is not registered; register it before changing it",
+                            u.customer_id
+                        ),
+                    },
+                )),
+            }
+            continue;
+        };
+        sqlx::query!(
+            "UPDATE customers SET full_name = COALESCE($2, full_name), \
+               email = COALESCE($3, email), phone = COALESCE($4, phone), \
+               employment_type = COALESCE($5, employment_type), \
+               employer_name = COALESCE($6, employer_name), \
+               years_employed = COALESCE($7, years_employed), \
+               monthly_income = COALESCE($8, monthly_income), \
+               existing_emi = COALESCE($9, existing_emi), \
+               dependents = COALESCE($10, dependents), residence = COALESCE($11, residence), \
+               region = COALESCE($12, region) \
+             WHERE customer_id = $1",
+            u.customer_id,
+            u.full_name,
+            u.email,
+            u.phone,
+            u.employment_type.map(employment_symbol),
+            u.employer_name,
+            u.years_employed,
+            u.monthly_income,
+            u.existing_emi,
+            u.dependents,
+            u.residence.map(residence_symbol),
+            u.region
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO audit_log (actor, action, subject, details) \
+             VALUES ($1, 'customer.updated', $2, $3)",
+            u.updated_by,
+            u.customer_id,
+            serde_json::json!({
+                "update_id": u.update_id,
+                "version": version,
+                "fields": u.changed_fields(),
+            })
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(())
 }
 

@@ -2,12 +2,14 @@
 //! book. A message that fails here goes to its topic's dead-letter topic.
 
 use schemas::validate::valid_id;
-use schemas::{CustomerRegistered, Decision, LoanApplication, LoanEvent, LoanEventBody};
+use schemas::{
+    CustomerRegistered, CustomerUpdated, Decision, LoanApplication, LoanEvent, LoanEventBody,
+};
 
 /// Which input topic a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {
-    /// Customer registrations.
+    /// Customer registrations and changes.
     Customers,
     /// Loan applications.
     Applications,
@@ -22,6 +24,8 @@ pub enum Source {
 pub enum Payload {
     /// A customer record.
     Customer(Box<CustomerRegistered>),
+    /// A change to a registered customer.
+    CustomerUpdate(Box<CustomerUpdated>),
     /// An application.
     Application(Box<LoanApplication>),
     /// A decision.
@@ -91,6 +95,15 @@ pub fn parse(source: Source, bytes: &[u8]) -> Result<Payload, Rejection> {
     };
     match source {
         Source::Customers => {
+            // Registrations and changes share the topic (one key, one order per customer).
+            let family = schemas::codec::writer_version(bytes)
+                .map_err(decode_err)?
+                .family;
+            if family == "CustomerUpdated" {
+                let u: CustomerUpdated = schemas::decode(bytes).map_err(decode_err)?;
+                check_update(&u)?;
+                return Ok(Payload::CustomerUpdate(Box::new(u)));
+            }
             let c: CustomerRegistered = schemas::decode(bytes).map_err(decode_err)?;
             check_customer(&c)?;
             Ok(Payload::Customer(Box::new(c)))
@@ -131,6 +144,47 @@ fn check_customer(c: &CustomerRegistered) -> Result<(), Rejection> {
     }
     if c.age.is_some_and(|a| !(0..=150).contains(&a)) {
         return Err(Rejection::invalid("age must be between 0 and 150"));
+    }
+    Ok(())
+}
+
+fn check_update(u: &CustomerUpdated) -> Result<(), Rejection> {
+    if !valid_id(&u.customer_id) || !valid_id(&u.update_id) {
+        return Err(Rejection::invalid(
+            "customer_id and update_id must be 1-64 characters of [A-Za-z0-9_-]",
+        ));
+    }
+    if u.updated_by.trim().is_empty() || u.updated_by.len() > 200 {
+        return Err(Rejection::invalid(
+            "updated_by must name who made the change",
+        ));
+    }
+    if u.changed_fields().is_empty() {
+        return Err(Rejection::invalid(
+            "a customer update must change at least one field",
+        ));
+    }
+    if u.monthly_income.is_some_and(|v| v < 0) || u.existing_emi.is_some_and(|v| v < 0) {
+        return Err(Rejection::invalid(
+            "monthly_income and existing_emi must not be negative",
+        ));
+    }
+    if u.dependents.is_some_and(|d| d < 0)
+        || u.years_employed
+            .is_some_and(|y| !(y.is_finite() && y >= 0.0))
+    {
+        return Err(Rejection::invalid(
+            "dependents and years_employed must not be negative",
+        ));
+    }
+    let texts = [&u.full_name, &u.email, &u.phone, &u.region, &u.reason];
+    if texts.iter().any(|t| {
+        t.as_ref()
+            .is_some_and(|t| t.trim().is_empty() || t.len() > 254)
+    }) {
+        return Err(Rejection::invalid(
+            "full_name, email, phone, region and reason, when given, must be 1-254 characters",
+        ));
     }
     Ok(())
 }

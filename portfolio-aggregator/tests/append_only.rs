@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use chrono::TimeZone;
 use ingest::generator::sink::MemorySink;
 use ingest::generator::GeneratorSettings;
 use portfolio_aggregator::apply::{apply_batch, ApplyContext, BatchOutcome};
 use portfolio_aggregator::message::{Incoming, Payload, Source};
 use risk_core::settings::DomainSettings;
 use runtime::postgres::{connect, ScratchDatabase};
-use schemas::{Outcome, Purpose};
+use schemas::{CustomerUpdated, Outcome, Purpose};
 use sqlx::PgPool;
 
 /// A checksum of every row of the tables the records write.
@@ -73,8 +74,12 @@ async fn republished_records_change_nothing_and_conflicting_ones_are_dead_letter
     };
     let sink = MemorySink::generated(&settings, &DomainSettings::default()).unwrap();
     let db = ScratchDatabase::create().await.unwrap();
-    let pool = connect(&db.url, 2).await.unwrap();
-    portfolio_aggregator::db::migrate(&pool).await.unwrap();
+    let owner = connect(&db.url, 2).await.unwrap();
+    portfolio_aggregator::db::migrate(&owner).await.unwrap();
+    // The aggregator writes with its stage's role only.
+    let pool = connect(&db.login_as("credit_risk_aggregator").await.unwrap(), 2)
+        .await
+        .unwrap();
     let ctx = ApplyContext {
         group: "append-only".into(),
         event_partitions: 1,
@@ -170,4 +175,167 @@ async fn republished_records_change_nothing_and_conflicting_ones_are_dead_letter
             .await
             .unwrap();
     assert_eq!(amount, fresh.loan.amount);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_change_keeps_the_record_before_it_and_names_who_made_it() {
+    let settings = GeneratorSettings {
+        seed: 6,
+        applications: 40,
+        months: 1,
+        performance_months: 0,
+        ..GeneratorSettings::default()
+    };
+    let sink = MemorySink::generated(&settings, &DomainSettings::default()).unwrap();
+    let db = ScratchDatabase::create().await.unwrap();
+    let owner = connect(&db.url, 2).await.unwrap();
+    portfolio_aggregator::db::migrate(&owner).await.unwrap();
+    let pool = connect(&db.login_as("credit_risk_aggregator").await.unwrap(), 2)
+        .await
+        .unwrap();
+    let ctx = ApplyContext {
+        group: "customer-changes".into(),
+        event_partitions: 1,
+        domain: DomainSettings::default(),
+    };
+    let mut offset = 0;
+    assert!(apply(&pool, &ctx, &records(&sink, &mut offset))
+        .await
+        .rejected
+        .is_empty());
+    let registered = &sink.customers[2];
+    let id = registered.customer_id.clone();
+
+    // On 1 June 2026 an originator's key records a new e-mail address and income.
+    let change = CustomerUpdated {
+        update_id: "U-2026-06-01-1".into(),
+        customer_id: id.clone(),
+        updated_at: chrono::Utc.with_ymd_and_hms(2026, 6, 1, 9, 30, 0).unwrap(),
+        updated_by: "3fa2c19e0b11".into(),
+        reason: Some("customer moved employer".into()),
+        full_name: None,
+        email: Some("new.address@example.com".into()),
+        phone: None,
+        employment_type: None,
+        employer_name: None,
+        years_employed: None,
+        monthly_income: Some(21_000_000),
+        existing_emi: None,
+        dependents: None,
+        residence: None,
+        region: None,
+    };
+    // The change, the same change again (a retry), the same id with other contents, and a
+    // change to a customer never registered.
+    let mut forged = change.clone();
+    forged.monthly_income = Some(99_900_000);
+    let mut stranger = change.clone();
+    stranger.update_id = "U-2".into();
+    stranger.customer_id = "NOBODY".into();
+    let batch: Vec<Incoming> = [change.clone(), change.clone(), forged, stranger]
+        .into_iter()
+        .map(|u| {
+            offset += 1;
+            Incoming::decoded(
+                Source::Customers,
+                offset,
+                Payload::CustomerUpdate(Box::new(u)),
+            )
+        })
+        .collect();
+    let out = apply(&pool, &ctx, &batch).await;
+    let refused: Vec<(usize, &str)> = out.rejected.iter().map(|(i, r)| (*i, r.class)).collect();
+    assert_eq!(refused, vec![(2, "conflict"), (3, "unknown_customer")]);
+
+    let (email, income): (String, i64) =
+        sqlx::query_as("SELECT email, monthly_income FROM customers WHERE customer_id = $1")
+            .bind(&id)
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+    assert_eq!(
+        (email.as_str(), income),
+        ("new.address@example.com", 21_000_000)
+    );
+    // History: version 2, with the whole record as registered.
+    let (version, by, previous): (i32, String, serde_json::Value) = sqlx::query_as(
+        "SELECT version, changed_by, previous FROM customer_changes WHERE customer_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!((version, by.as_str()), (2, "3fa2c19e0b11"));
+    assert_eq!(previous["email"], serde_json::json!(registered.email));
+    assert_eq!(previous["monthly_income"], registered.monthly_income);
+    // The audit row names who and which fields, not the values.
+    let (actor, details): (String, serde_json::Value) = sqlx::query_as(
+        "SELECT actor, details FROM audit_log WHERE action = 'customer.updated' AND subject = $1",
+    )
+    .bind(&id)
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!(actor, "3fa2c19e0b11");
+    assert_eq!(
+        details["fields"],
+        serde_json::json!(["email", "monthly_income"])
+    );
+    assert!(!details.to_string().contains("new.address"));
+
+    // Replaying the whole customers topic (registrations and the change) changes nothing: a
+    // registration is compared with the record as it was registered.
+    let after = checksums(&owner).await;
+    let mut replay = records(&sink, &mut offset);
+    offset += 1;
+    replay.push(Incoming::decoded(
+        Source::Customers,
+        offset,
+        Payload::CustomerUpdate(Box::new(change)),
+    ));
+    let out = apply(&pool, &ctx, &replay).await;
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(checksums(&owner).await, after);
+    let changes: i64 = sqlx::query_scalar("SELECT count(*) FROM customer_changes")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    assert_eq!(changes, 1);
+}
+
+#[test]
+fn a_customer_change_on_the_customers_topic_is_decoded_as_one() {
+    let change = CustomerUpdated {
+        update_id: "U-1".into(),
+        customer_id: "C-1".into(),
+        updated_at: chrono::Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap(),
+        updated_by: "ops".into(),
+        reason: None,
+        full_name: None,
+        email: None,
+        phone: Some("+91 98000 11111".into()),
+        employment_type: None,
+        employer_name: None,
+        years_employed: None,
+        monthly_income: None,
+        existing_emi: None,
+        dependents: None,
+        residence: None,
+        region: None,
+    };
+    let bytes = schemas::encode(&change).unwrap();
+    assert!(matches!(
+        portfolio_aggregator::message::parse(Source::Customers, &bytes),
+        Ok(Payload::CustomerUpdate(u)) if *u == change
+    ));
+    let mut empty = change.clone();
+    empty.phone = None;
+    let refused =
+        portfolio_aggregator::message::parse(Source::Customers, &schemas::encode(&empty).unwrap())
+            .err()
+            .unwrap();
+    assert!(
+        refused.message.contains("at least one field"),
+        "{refused:?}"
+    );
 }

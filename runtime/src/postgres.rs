@@ -112,6 +112,39 @@ impl ScratchDatabase {
     }
 }
 
+impl ScratchDatabase {
+    /// A login for this database that holds only `stage_role`'s privileges (one of the roles
+    /// the migrations create, e.g. `credit_risk_edge`): its URL. Run the migrations first.
+    pub async fn login_as(&self, stage_role: &str) -> Result<Secret, PgError> {
+        let pool = connect(&self.url, 1).await?;
+        let database: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| PgError::Connect(e.to_string()))?;
+        let user = format!("{database}_{stage_role}");
+        sqlx::query(&format!(
+            "CREATE ROLE \"{user}\" LOGIN IN ROLE \"{stage_role}\""
+        ))
+        .execute(&pool)
+        .await
+        .map_err(|e| PgError::Connect(e.to_string()))?;
+        pool.close().await;
+        Ok(Secret::new(with_user(self.url.expose(), &user)))
+    }
+}
+
+/// `url` with its user replaced by `user` and no password.
+pub fn with_user(url: &str, user: &str) -> String {
+    let Some(i) = url.find("://") else {
+        return url.to_string();
+    };
+    let (scheme, rest) = url.split_at(i + 3);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}{user}@{host}{tail}")
+}
+
 /// `url` with its database name replaced by `name` (query parameters kept).
 pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -451,5 +484,13 @@ mod tests {
             "postgres://u:p@h:5/t1?sslmode=disable"
         );
         assert_eq!(with_database("postgres://h:5", "t1"), "postgres://h:5/t1");
+        assert_eq!(
+            with_user("postgres://u:p@h:5/db?x=1", "edge"),
+            "postgres://edge@h:5/db?x=1"
+        );
+        assert_eq!(
+            with_user("postgres://h:5/db", "edge"),
+            "postgres://edge@h:5/db"
+        );
     }
 }

@@ -28,6 +28,47 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The value as a URL safe to print: a password in its user part, and the values of
+    /// `password`, `sslpassword` and `sasl.password` query parameters, become `***`.
+    pub fn masked(&self) -> String {
+        mask_url(&self.0)
+    }
+}
+
+/// `url` with any password replaced by `***` (see [`Secret::masked`]).
+pub fn mask_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match base.find("://") {
+        Some(i) => {
+            let (scheme, rest) = base.split_at(i + 3);
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{scheme}{user}:***@{host}{path}"),
+                    None => base.to_string(),
+                },
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 impl fmt::Debug for Secret {
@@ -281,6 +322,22 @@ mod tests {
     fn a_secret_never_prints_its_value() {
         let s = Secret::new("postgres://u:hunter2@h/db");
         assert!(!format!("{s:?} {s}").contains("hunter2"));
+    }
+
+    #[test]
+    fn printed_urls_never_show_a_password() {
+        let s = Secret::new("postgres://risk:hunter2@db.bank:5432/book?sslmode=require");
+        assert_eq!(
+            s.masked(),
+            "postgres://risk:***@db.bank:5432/book?sslmode=require"
+        );
+        assert_eq!(
+            mask_url("postgres://u@h/db?password=hunter2&sslmode=verify-full"),
+            "postgres://u@h/db?password=***&sslmode=verify-full"
+        );
+        assert_eq!(mask_url("postgres://h:5/db"), "postgres://h:5/db");
+        assert_eq!(mask_url("postgres://a:b:c@h/x"), "postgres://a:***@h/x");
+        assert_eq!(mask_url("localhost:9092"), "localhost:9092");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use thiserror::Error;
 use crate::binary::{Direct, ReadError};
 use crate::registry::{Registry, SchemaVersion};
 use crate::types::{
-    CustomerRegistered, Decision, LoanApplication, LoanEvent, LoanEventBody, ModelPromoted,
+    CustomerRegistered, CustomerUpdated, Decision, LoanApplication, LoanEvent, LoanEventBody,
+    ModelPromoted,
 };
 
 /// The two marker bytes of the Avro single-object encoding.
@@ -205,6 +206,7 @@ direct_message!(LoanApplication, "LoanApplication");
 direct_message!(Decision, "Decision");
 serde_message!(ModelPromoted, "ModelPromoted");
 serde_message!(CustomerRegistered, "CustomerRegistered");
+serde_message!(CustomerUpdated, "CustomerUpdated");
 
 /// The schema of each branch of the record field `field`, a union of named records.
 fn union_branches<'a>(record: &'a Schema, field: &str) -> Result<&'a [Schema], String> {

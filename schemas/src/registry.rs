@@ -43,6 +43,10 @@ pub const FAMILIES: &[Family] = &[
         name: "CustomerRegistered",
         versions: &[include_str!("../avro/customer_registered.v1.avsc")],
     },
+    Family {
+        name: "CustomerUpdated",
+        versions: &[include_str!("../avro/customer_updated.v1.avsc")],
+    },
 ];
 
 /// One parsed schema version.

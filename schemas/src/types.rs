@@ -428,6 +428,79 @@ pub struct CustomerRegistered {
     pub bureau: Option<Bureau>,
 }
 
+/// CustomerUpdated v1: a change to a registered customer; `None` keeps the stored value.
+/// Holds personal data: never log it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerUpdated {
+    /// Unique id of the change (a change published twice is applied once).
+    pub update_id: String,
+    /// Customer id.
+    pub customer_id: String,
+    /// When the change was made.
+    #[serde(with = "timestamp_millis")]
+    pub updated_at: DateTime<Utc>,
+    /// Who made it (an API key id or a system's name).
+    pub updated_by: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// Full name (personal data).
+    pub full_name: Option<String>,
+    /// E-mail (personal data).
+    pub email: Option<String>,
+    /// Phone (personal data).
+    pub phone: Option<String>,
+    /// Employment category.
+    pub employment_type: Option<EmploymentType>,
+    /// Employer name.
+    pub employer_name: Option<String>,
+    /// Years employed.
+    pub years_employed: Option<f32>,
+    /// Gross monthly income, minor units.
+    pub monthly_income: Option<i64>,
+    /// Other monthly obligations, minor units.
+    pub existing_emi: Option<i64>,
+    /// Dependents.
+    pub dependents: Option<i32>,
+    /// Residence status.
+    pub residence: Option<Residence>,
+    /// Region.
+    pub region: Option<String>,
+}
+
+impl CustomerUpdated {
+    /// The names of the fields this change sets, in schema order.
+    pub fn changed_fields(&self) -> Vec<&'static str> {
+        [
+            ("full_name", self.full_name.is_some()),
+            ("email", self.email.is_some()),
+            ("phone", self.phone.is_some()),
+            ("employment_type", self.employment_type.is_some()),
+            ("employer_name", self.employer_name.is_some()),
+            ("years_employed", self.years_employed.is_some()),
+            ("monthly_income", self.monthly_income.is_some()),
+            ("existing_emi", self.existing_emi.is_some()),
+            ("dependents", self.dependents.is_some()),
+            ("residence", self.residence.is_some()),
+            ("region", self.region.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
+impl std::fmt::Debug for CustomerUpdated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only which fields change, never their values.
+        f.debug_struct("CustomerUpdated")
+            .field("update_id", &self.update_id)
+            .field("customer_id", &self.customer_id)
+            .field("updated_by", &self.updated_by)
+            .field("fields", &self.changed_fields())
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for CustomerRegistered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Personal data is redacted so that a stray `{:?}` can never leak it into logs.

@@ -151,6 +151,57 @@ fn customer() -> CustomerRegistered {
     }
 }
 
+fn customer_update() -> CustomerUpdated {
+    CustomerUpdated {
+        update_id: "U-1".into(),
+        customer_id: "CUST-42".into(),
+        updated_at: Utc.with_ymd_and_hms(2025, 6, 1, 9, 30, 0).unwrap(),
+        updated_by: "3fa2c19e0b11".into(),
+        reason: Some("moved house".into()),
+        full_name: None,
+        email: Some("new@example.com".into()),
+        phone: None,
+        employment_type: Some(EmploymentType::SelfEmployed),
+        employer_name: None,
+        years_employed: Some(0.5),
+        monthly_income: Some(12_000_000),
+        existing_emi: None,
+        dependents: Some(2),
+        residence: Some(Residence::Own),
+        region: None,
+    }
+}
+
+#[test]
+fn a_customer_update_round_trips_and_is_told_apart_from_a_registration() {
+    let bytes = encode(&customer_update()).unwrap();
+    assert!(decode::<CustomerUpdated>(&bytes).unwrap() == customer_update());
+    assert!(matches!(
+        decode::<CustomerRegistered>(&bytes),
+        Err(DecodeError::WrongType {
+            found: "CustomerUpdated",
+            ..
+        })
+    ));
+    assert_eq!(
+        schemas::codec::writer_version(&bytes).unwrap().family,
+        "CustomerUpdated"
+    );
+    assert_eq!(
+        customer_update().changed_fields(),
+        vec![
+            "email",
+            "employment_type",
+            "years_employed",
+            "monthly_income",
+            "dependents",
+            "residence"
+        ]
+    );
+    let printed = format!("{:?}", customer_update());
+    assert!(!printed.contains("new@example.com"), "{printed}");
+}
+
 /// Every valid encoded message of every family, for the malformed-input tests.
 fn valid_messages() -> Vec<Vec<u8>> {
     let mut all = vec![
@@ -158,6 +209,7 @@ fn valid_messages() -> Vec<Vec<u8>> {
         encode(&decision()).unwrap(),
         encode(&model_promoted()).unwrap(),
         encode(&customer()).unwrap(),
+        encode(&customer_update()).unwrap(),
     ];
     let mut thin = application();
     thin.bureau = None;
@@ -300,6 +352,7 @@ fn a_hundred_thousand_random_and_truncated_inputs_return_errors_without_panickin
             decode::<LoanEvent>(&input).is_err(),
             decode::<ModelPromoted>(&input).is_err(),
             decode::<CustomerRegistered>(&input).is_err(),
+            decode::<CustomerUpdated>(&input).is_err(),
         ];
         match i % 4 {
             // Noise and truncations are never a whole message: each must be an error.
