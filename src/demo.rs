@@ -209,7 +209,7 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
     println!("credit-risk demo");
     println!("  Dashboard:        http://{addr}/#key={}", analyst.key);
     println!("  API:              http://{addr}/api  (OpenAPI at http://{addr}/openapi.json)");
-    println!("  Metrics:          http://{addr}/metrics");
+    println!("  Metrics:          http://{addr}/metrics  (with an analyst or admin key)");
     println!("  API keys:         admin      {}", admin.key);
     println!("                    analyst    {}", analyst.key);
     println!("                    originator {}", originator.key);

@@ -12,6 +12,10 @@ pub struct ServeArgs {
     /// Listen address (default `[infra.http] bind`).
     #[arg(long)]
     bind: Option<String>,
+    /// Serve /metrics without a key on this address too, for Prometheus (default
+    /// `[edge] metrics_bind`; on the API's port /metrics needs an analyst or admin key).
+    #[arg(long)]
+    metrics_bind: Option<String>,
 }
 
 /// `keys` subcommands.
@@ -26,6 +30,9 @@ pub enum KeysCommand {
         /// What the key is for.
         #[arg(long, default_value = "")]
         label: String,
+        /// Days until the key stops working (never when not given).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
     },
     /// List keys (ids, roles, labels; never secrets).
     List,
@@ -52,7 +59,10 @@ async fn database(settings: &Settings) -> anyhow::Result<(runtime::infra::Infra,
 }
 
 /// Run the edge until Ctrl-C.
-pub async fn serve(args: ServeArgs, settings: Settings) -> anyhow::Result<()> {
+pub async fn serve(args: ServeArgs, mut settings: Settings) -> anyhow::Result<()> {
+    if let Some(m) = &args.metrics_bind {
+        settings.edge.metrics_bind.clone_from(m);
+    }
     let shutdown = runtime::shutdown::on_signals();
     let (infra, pool) = database(&settings).await?;
     if infra.embedded_kafka().is_some() {
@@ -84,11 +94,17 @@ pub async fn keys(cmd: KeysCommand, settings: Settings) -> anyhow::Result<()> {
     let (infra, pool) = database(&settings).await?;
     let actor = "credit-risk keys";
     let result = match cmd {
-        KeysCommand::Create { role, label } => {
+        KeysCommand::Create {
+            role,
+            label,
+            expires_in_days,
+        } => {
             let role = Role::parse(&role).with_context(|| {
                 format!("unknown role {role:?}: use originator, analyst or admin")
             })?;
-            let k = edge::auth::create_key(&pool, role, &label, actor).await?;
+            let expires_at =
+                expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
+            let k = edge::auth::create_key_until(&pool, role, &label, actor, expires_at).await?;
             println!("{}", k.key);
             eprintln!(
                 "Key {} ({}) created; it is shown only now.",
@@ -99,15 +115,20 @@ pub async fn keys(cmd: KeysCommand, settings: Settings) -> anyhow::Result<()> {
         }
         KeysCommand::List => {
             for k in edge::auth::list_keys(&pool).await? {
+                let state = match (k.revoked_at, k.expires_at) {
+                    (Some(r), _) => format!("revoked {}", r.format("%Y-%m-%d %H:%M")),
+                    (None, Some(e)) if e <= chrono::Utc::now() => {
+                        format!("expired {}", e.format("%Y-%m-%d %H:%M"))
+                    }
+                    (None, Some(e)) => format!("active until {}", e.format("%Y-%m-%d %H:%M")),
+                    (None, None) => "active".into(),
+                };
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     k.key_id,
                     k.role,
                     k.created_at.format("%Y-%m-%d %H:%M"),
-                    k.revoked_at.map_or("active".into(), |r| format!(
-                        "revoked {}",
-                        r.format("%Y-%m-%d %H:%M")
-                    )),
+                    state,
                     k.label
                 );
             }

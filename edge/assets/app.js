@@ -91,7 +91,7 @@
       ]);
       const s = summary.summary;
       const trend = trendAnswer.points;
-      const m = metrics(await fetch("/metrics").then((r) => r.text()).catch(() => ""));
+      const m = metrics(await fetch("/metrics", { headers: { "X-API-Key": key } }).then((r) => r.text()).catch(() => ""));
       const latency = m.scorer_end_to_end_seconds_bucket;
       const p50 = quantile(latency, 0.5), p99 = quantile(latency, 0.99);
       const lag = (m.scorer_consumer_lag_messages || []).concat(m.aggregator_consumer_lag_messages || [])

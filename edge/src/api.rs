@@ -246,6 +246,121 @@ impl From<&Decision> for DecisionView {
     }
 }
 
+/// A change to a customer: every field optional; those given replace the stored values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerChangeBody {
+    /// Why the record changes (kept in its history).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Full name.
+    #[serde(default)]
+    pub full_name: Option<String>,
+    /// E-mail.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Phone.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// salaried, self_employed, business, retired or other.
+    #[serde(default)]
+    pub employment_type: Option<String>,
+    /// Employer.
+    #[serde(default)]
+    pub employer_name: Option<String>,
+    /// Years in employment.
+    #[serde(default)]
+    pub years_employed: Option<f32>,
+    /// Monthly income, currency units.
+    #[serde(default)]
+    pub monthly_income: Option<f64>,
+    /// Other monthly obligations, currency units.
+    #[serde(default)]
+    pub existing_emi: Option<f64>,
+    /// Dependents.
+    #[serde(default)]
+    pub dependents: Option<i32>,
+    /// own, rent, mortgaged or family.
+    #[serde(default)]
+    pub residence: Option<String>,
+    /// Region.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// A person's name as the API accepts it: ASCII letters, spaces, `.`, `'` and `-`, and the
+/// letters and marks of any other script (no digits, symbols of ASCII or markup); 1-200 bytes.
+pub fn person_name(field: &str, value: &str) -> Result<(), ApiError> {
+    let allowed = |c: char| {
+        if c.is_ascii() {
+            c.is_ascii_alphabetic() || matches!(c, ' ' | '.' | '\'' | '-')
+        } else {
+            !c.is_control() && !c.is_numeric() && !c.is_whitespace()
+        }
+    };
+    if !value.trim().is_empty() && value.len() <= 200 && value.chars().all(allowed) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be letters, spaces, '.', '\'' or '-' (1-200 bytes)"),
+        ))
+    }
+}
+
+/// A phone number: digits, spaces, `+`, `(`, `)` and `-`, 5-32 characters, at least five digits.
+pub fn phone(value: &str) -> Result<(), ApiError> {
+    let v = value.trim();
+    let ok = (5..=32).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '(' | ')' | '-'))
+        && v.chars().filter(char::is_ascii_digit).count() >= 5;
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            "phone",
+            "phone must be 5-32 characters of digits, spaces, '+', '(', ')' and '-'",
+        ))
+    }
+}
+
+/// An e-mail address: one `@` between a local part and a dotted domain, no spaces or markup,
+/// at most 254 bytes.
+pub fn email(value: &str) -> Result<(), ApiError> {
+    let v = value.trim();
+    let ok = v.len() <= 254
+        && v.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        })
+        && !v.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '<' | '>' | '"' | '(' | ')' | ',' | ';' | '\\')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field("email", "email is not an address"))
+    }
+}
+
+/// Free text of a profile (region, employer, a reason): no control characters and no markup.
+pub fn plain_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    text(field, value, max)?;
+    if value.trim().is_empty() || value.chars().any(|c| matches!(c, '<' | '>')) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be 1-{max} bytes of text without '<' or '>'"),
+        ));
+    }
+    Ok(())
+}
+
 /// A customer registration: the seed's names where it had them, our profile beside.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CustomerBody {

@@ -1,7 +1,8 @@
 //! API keys (stored hashed, with a role), who may call what, and per-key rate limits.
 //!
 //! A key reads `cr_<key_id>_<secret>`. Only the SHA-256 of the whole key is stored; the key
-//! itself is shown once, when it is created. Verified keys are cached for
+//! itself is shown once, when it is created. A key may carry an expiry date, past which it is
+//! refused like a revoked one. Verified keys are cached for
 //! [`KEY_CACHE_TTL`], so a revocation takes effect on every replica within that time; unknown
 //! keys are never cached, and the database lookups a client address may cause are themselves
 //! rate-limited (see [`Keys::verify`]).
@@ -85,12 +86,24 @@ fn hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-/// Create a key with `role`, store its hash and write an audit-log row.
+/// Create a key with `role` that never expires, store its hash and write an audit-log row.
 pub async fn create_key(
     pool: &PgPool,
     role: Role,
     label: &str,
     actor: &str,
+) -> Result<CreatedKey, sqlx::Error> {
+    create_key_until(pool, role, label, actor, None).await
+}
+
+/// Create a key with `role`, valid until `expires_at` (never when `None`), store its hash and
+/// write an audit-log row.
+pub async fn create_key_until(
+    pool: &PgPool,
+    role: Role,
+    label: &str,
+    actor: &str,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<CreatedKey, sqlx::Error> {
     let mut rng = rand::thread_rng();
     let mut id = [0u8; 6];
@@ -100,19 +113,23 @@ pub async fn create_key(
     let key_id = hex::encode(id);
     let key = format!("cr_{key_id}_{}", hex::encode(secret));
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO api_keys (key_id, key_hash, role, label) VALUES ($1, $2, $3, $4)")
-        .bind(&key_id)
-        .bind(hash(&key))
-        .bind(role.as_str())
-        .bind(label)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_keys (key_id, key_hash, role, label, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key_id)
+    .bind(hash(&key))
+    .bind(role.as_str())
+    .bind(label)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
     audit(
         &mut tx,
         actor,
         "key.created",
         &key_id,
-        serde_json::json!({ "role": role.as_str(), "label": label }),
+        serde_json::json!({ "role": role.as_str(), "label": label, "expires_at": expires_at }),
     )
     .await?;
     tx.commit().await?;
@@ -149,13 +166,16 @@ pub struct KeyInfo {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// Revoked, if it was.
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Every key, newest first.
 pub async fn list_keys(pool: &PgPool) -> Result<Vec<KeyInfo>, sqlx::Error> {
     use sqlx::Row;
     let rows = sqlx::query(
-        "SELECT key_id, role, label, created_at, revoked_at FROM api_keys ORDER BY created_at DESC",
+        "SELECT key_id, role, label, created_at, revoked_at, expires_at FROM api_keys \
+         ORDER BY created_at DESC",
     )
     .fetch_all(pool)
     .await?;
@@ -167,6 +187,7 @@ pub async fn list_keys(pool: &PgPool) -> Result<Vec<KeyInfo>, sqlx::Error> {
                 label: r.try_get(2)?,
                 created_at: r.try_get(3)?,
                 revoked_at: r.try_get(4)?,
+                expires_at: r.try_get(5)?,
             })
         })
         .collect()
@@ -190,8 +211,16 @@ pub async fn audit(
     Ok(())
 }
 
-/// Verified keys by hash: the principal and when it was looked up.
-type KeyCache = Arc<Mutex<HashMap<String, (Principal, Instant)>>>;
+/// A verified key: who, when it was looked up, and when it expires.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    at: Instant,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Verified keys by hash.
+type KeyCache = Arc<Mutex<HashMap<String, Verified>>>;
 
 /// Verifies keys against the database, with a short-lived cache of verified keys.
 #[derive(Clone)]
@@ -226,7 +255,12 @@ impl Keys {
         // within the TTL) without counting against the client's lookups.
         let known = match self.cache.lock() {
             Ok(cache) => match cache.get(&h) {
-                Some((p, at)) if at.elapsed() < KEY_CACHE_TTL => return Ok(p.clone()),
+                Some(v)
+                    if v.at.elapsed() < KEY_CACHE_TTL
+                        && v.expires_at.is_none_or(|e| e > chrono::Utc::now()) =>
+                {
+                    return Ok(v.principal.clone())
+                }
                 Some(_) => true,
                 None => false,
             },
@@ -241,15 +275,16 @@ impl Keys {
                     e
                 })?;
         }
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT key_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        let row: Option<(String, String, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+            "SELECT key_id, role, expires_at FROM api_keys WHERE key_hash = $1 \
+                   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
         )
         .bind(&h)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(principal) = row
-            .and_then(|(key_id, role)| Role::parse(&role).map(|role| Principal { key_id, role }))
-        else {
+        let Some((principal, expires_at)) = row.and_then(|(key_id, role, expires_at)| {
+            Role::parse(&role).map(|role| (Principal { key_id, role }, expires_at))
+        }) else {
             if let Ok(mut cache) = self.cache.lock() {
                 cache.remove(&h);
             }
@@ -259,13 +294,20 @@ impl Keys {
             if cache.len() >= KEY_CACHE_CAPACITY && !cache.contains_key(&h) {
                 let oldest = cache
                     .iter()
-                    .min_by_key(|(_, (_, at))| *at)
+                    .min_by_key(|(_, v)| v.at)
                     .map(|(k, _)| k.clone());
                 if let Some(k) = oldest {
                     cache.remove(&k);
                 }
             }
-            cache.insert(h, (principal.clone(), Instant::now()));
+            cache.insert(
+                h,
+                Verified {
+                    principal: principal.clone(),
+                    at: Instant::now(),
+                    expires_at,
+                },
+            );
         }
         Ok(principal)
     }

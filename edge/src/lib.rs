@@ -71,6 +71,12 @@ pub struct EdgeSettings {
     pub request_timeout_ms: u64,
     /// Connections served at once; past it a new connection gets 503 and is closed.
     pub max_connections: usize,
+    /// Where Prometheus scrapes `/metrics` without a key (e.g. `0.0.0.0:9466`, a port kept
+    /// inside the cluster); empty: no such listener. On the API's own port `/metrics` needs an
+    /// analyst or admin key, so the public port shows no business figures.
+    pub metrics_bind: String,
+    /// An originator key sees and changes only the customers it registered itself.
+    pub originators_own_customers_only: bool,
 }
 
 impl Default for EdgeSettings {
@@ -88,6 +94,8 @@ impl Default for EdgeSettings {
             header_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_connections: 1_024,
+            metrics_bind: String::new(),
+            originators_own_customers_only: false,
         }
     }
 }
@@ -214,6 +222,19 @@ pub fn serve(
         .parse()
         .map_err(|e: std::net::AddrParseError| EdgeError::Bind(addr.into(), e.to_string()))?;
     let settings = edge.settings.clone();
+    if !settings.metrics_bind.is_empty() {
+        let metrics_addr: SocketAddr =
+            settings
+                .metrics_bind
+                .parse()
+                .map_err(|e: std::net::AddrParseError| {
+                    EdgeError::Bind(settings.metrics_bind.clone(), e.to_string())
+                })?;
+        let (bound, _) =
+            runtime::metrics::serve(edge.registry.clone(), metrics_addr, shutdown.clone())
+                .map_err(|e| EdgeError::Bind(settings.metrics_bind.clone(), e.to_string()))?;
+        tracing::info!(%bound, "Serving /metrics for Prometheus");
+    }
     let request_timeout = ms(settings.request_timeout_ms);
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
     let svc = warp::service(routes::routes(edge));

@@ -5,6 +5,13 @@ use serde_json::{json, Map, Value};
 
 use crate::routes::ROUTES;
 
+/// Names: ASCII letters, space, `.`, `'`, `-`, and letters of other scripts.
+const NAME_PATTERN: &str = "^[A-Za-z .'\u{C0}-\u{FFFF}-]{1,200}$";
+/// Phone numbers: digits, spaces, `+`, `(`, `)`, `-`.
+const PHONE_PATTERN: &str = "^[0-9 +()-]{5,32}$";
+/// Free text: no markup and no control characters.
+const TEXT_PATTERN: &str = "^[^<>\u{0}-\u{1F}\u{7F}]+$";
+
 fn error_schema() -> Value {
     json!({
         "type": "object",
@@ -75,6 +82,7 @@ fn path_params(path: &str) -> Vec<Value> {
 fn request_body(method: &str, path: &str) -> Option<Value> {
     let schema = match (method, path) {
         ("POST", "/api/customers/") => json!({"$ref": "#/components/schemas/CustomerRegistration"}),
+        ("PATCH", "/api/customers/{id}") => json!({"$ref": "#/components/schemas/CustomerChange"}),
         ("POST", "/api/loans/apply") | ("POST", "/api/whatif") => json!({"oneOf": [
             {"$ref": "#/components/schemas/SeedApplication"},
             {"$ref": "#/components/schemas/LoanApplication"}
@@ -122,7 +130,10 @@ fn responses(method: &str, path: &str, public: bool) -> Value {
     if path == "/ready" {
         r.insert("503".into(), json!({"description": "not ready", "content": {"application/json": {"schema": {"type": "object"}}}}));
     }
-    if path == "/api/loans/apply" || path == "/api/customers/" && method == "POST" {
+    if path == "/api/loans/apply"
+        || path == "/api/customers/" && method == "POST"
+        || path == "/api/customers/{id}" && method == "PATCH"
+    {
         r.insert("202".into(), json!({"description": "published; not yet decided or stored", "content": {"application/json": {"schema": {"type": "object"}}}}));
     }
     if !public {
@@ -219,23 +230,43 @@ pub fn document() -> Value {
                     "required": ["email", "phone", "employment_type"],
                     "properties": {
                         "customer_id": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]},
-                        "full_name": {"type": "string"},
-                        "first_name": {"type": "string"},
-                        "last_name": {"type": "string"},
+                        "full_name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 200},
+                        "first_name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 200},
+                        "last_name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 200},
                         "email": {"type": "string", "format": "email", "maxLength": 254},
-                        "phone": {"type": "string", "pattern": "^[0-9 +()-]{5,32}$"},
+                        "phone": {"type": "string", "pattern": PHONE_PATTERN},
                         "date_of_birth": {"type": "string", "format": "date"},
                         "age": {"type": "integer", "minimum": 18, "maximum": 100},
                         "employment_type": {"type": "string", "enum": ["salaried", "self_employed", "business", "retired", "other", "Employed", "Self-Employed", "Unemployed", "Student"]},
-                        "employer_name": {"type": "string", "maxLength": 200},
+                        "employer_name": {"type": "string", "pattern": TEXT_PATTERN, "maxLength": 200},
                         "years_employed": {"type": "number", "minimum": 0, "maximum": 80},
                         "monthly_income": {"type": "number", "minimum": 0, "multipleOf": 0.01},
                         "annual_income": {"type": "number", "minimum": 0, "multipleOf": 0.01},
                         "existing_emi": {"type": "number", "minimum": 0, "multipleOf": 0.01},
                         "dependents": {"type": "integer", "minimum": 0, "maximum": 20},
                         "residence": {"type": "string", "enum": ["own", "rent", "mortgaged", "family"]},
-                        "region": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "region": {"type": "string", "pattern": TEXT_PATTERN, "minLength": 1, "maxLength": 64},
                         "bureau": {"type": "object", "nullable": true}
+                    }
+                },
+                "CustomerChange": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "minProperties": 1,
+                    "description": "The fields given replace the stored ones; the record before the change is kept in the customer's history.",
+                    "properties": {
+                        "reason": {"type": "string", "pattern": TEXT_PATTERN, "maxLength": 500},
+                        "full_name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 200},
+                        "email": {"type": "string", "format": "email", "maxLength": 254},
+                        "phone": {"type": "string", "pattern": PHONE_PATTERN},
+                        "employment_type": {"type": "string", "enum": ["salaried", "self_employed", "business", "retired", "other"]},
+                        "employer_name": {"type": "string", "pattern": TEXT_PATTERN, "maxLength": 200},
+                        "years_employed": {"type": "number", "minimum": 0, "maximum": 80},
+                        "monthly_income": {"type": "number", "minimum": 0, "multipleOf": 0.01},
+                        "existing_emi": {"type": "number", "minimum": 0, "multipleOf": 0.01},
+                        "dependents": {"type": "integer", "minimum": 0, "maximum": 20},
+                        "residence": {"type": "string", "enum": ["own", "rent", "mortgaged", "family"]},
+                        "region": {"type": "string", "pattern": TEXT_PATTERN, "minLength": 1, "maxLength": 64}
                     }
                 },
                 "Decision": {

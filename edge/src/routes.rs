@@ -34,13 +34,15 @@ const PUBLIC: &[Role] = &[];
 pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/health", roles: PUBLIC, summary: "Liveness" },
     Route { method: "GET", path: "/ready", roles: PUBLIC, summary: "Readiness: PostgreSQL and Kafka answer" },
-    Route { method: "GET", path: "/metrics", roles: PUBLIC, summary: "Prometheus metrics" },
+    Route { method: "GET", path: "/metrics", roles: ANALYSE, summary: "Prometheus metrics (Prometheus itself scrapes the key-less listener of `edge.metrics_bind`)" },
     Route { method: "GET", path: "/openapi.json", roles: PUBLIC, summary: "This document" },
     Route { method: "GET", path: "/", roles: PUBLIC, summary: "The dashboard page" },
     Route { method: "GET", path: "/assets/{file}", roles: PUBLIC, summary: "The dashboard's static assets" },
     Route { method: "GET", path: "/api/customers/", roles: ALL, summary: "List customers (personal data for originator and admin only)" },
     Route { method: "POST", path: "/api/customers/", roles: ORIGINATE, summary: "Register a customer (201 once stored, 202 if not yet)" },
     Route { method: "GET", path: "/api/customers/{id}", roles: ALL, summary: "One customer" },
+    Route { method: "PATCH", path: "/api/customers/{id}", roles: ORIGINATE, summary: "Change a customer (published as CustomerUpdated; the previous record is kept and the change audited)" },
+    Route { method: "GET", path: "/api/customers/{id}/history", roles: ORIGINATE, summary: "A customer's changes: who, when, why, and the values before each" },
     Route { method: "POST", path: "/api/loans/apply", roles: ORIGINATE, summary: "Apply: publish the application and return its decision (202 with a link if not decided in time)" },
     Route { method: "GET", path: "/api/loans/applications", roles: ALL, summary: "Applications with their decisions" },
     Route { method: "GET", path: "/api/loans/applications/{id}", roles: ALL, summary: "One application: payload, decision, reasons, loan" },
@@ -174,7 +176,17 @@ pub fn routes(
         .and(warp::get())
         .and(e())
         .and_then(|edge| async { answer(system::ready(edge).await) });
-    let metrics = runtime::metrics::filter(edge.registry.clone());
+    let registry = edge.registry.clone();
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(c("GET", "/metrics"))
+        .map(move |_who: Principal| {
+            warp::reply::with_header(
+                runtime::metrics::render(&registry),
+                "content-type",
+                "text/plain; version=0.0.4",
+            )
+        });
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
         .map(|| warp::reply::json(&crate::openapi::document()));
@@ -202,6 +214,19 @@ pub fn routes(
         .and(e())
         .and(c("GET", "/api/customers/{id}"))
         .and_then(|id, edge, who| async move { answer(customers::get(edge, id, who).await) });
+    let customer_patch = warp::path!("api" / "customers" / String)
+        .and(warp::patch())
+        .and(e())
+        .and(c("PATCH", "/api/customers/{id}"))
+        .and(body(&edge))
+        .and_then(
+            |id, edge, who, b| async move { answer(customers::change(edge, id, who, b).await) },
+        );
+    let customer_history = warp::path!("api" / "customers" / String / "history")
+        .and(warp::get())
+        .and(e())
+        .and(c("GET", "/api/customers/{id}/history"))
+        .and_then(|id, edge, who| async move { answer(customers::history(edge, id, who).await) });
 
     let apply = warp::path!("api" / "loans" / "apply")
         .and(warp::post())
@@ -315,6 +340,8 @@ pub fn routes(
         .or(customers_list)
         .or(customers_post)
         .or(customer)
+        .or(customer_patch)
+        .or(customer_history)
         .or(apply)
         .or(applications)
         .or(application)

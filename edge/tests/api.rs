@@ -383,6 +383,7 @@ async fn the_openapi_document_lists_every_route_and_every_route_is_served() {
     let (_, _, _) = h.call("GET", "/nowhere", None, None).await;
     let res = warp::test::request()
         .path("/metrics")
+        .header("x-api-key", &h.admin)
         .reply(&edge::routes::routes(h.edge.clone()))
         .await;
     let text = String::from_utf8(res.body().to_vec()).unwrap();
@@ -495,4 +496,316 @@ async fn a_stored_application_or_customer_cannot_be_rewritten_through_the_api() 
     assert_eq!((s, v["error"].as_str()), (409, Some("conflict")), "{v}");
     assert_eq!(checksum(pool, "applications").await, apps);
     assert_eq!(checksum(pool, "customers").await, customers);
+}
+
+/// The first message on `topic` whose payload satisfies `found`, read from the beginning.
+fn first_on_topic<T>(brokers: &str, topic: &str, found: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        if let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(200)) {
+            if let Some(t) = m.payload().and_then(&found) {
+                return Some(t);
+            }
+        }
+    }
+    None
+}
+
+fn key_id(key: &str) -> &str {
+    key.split('_').nth(1).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_change_is_published_kept_in_history_and_audited() {
+    let h = spawn_edge(EdgeSettings {
+        customer_timeout_ms: 300,
+        ..EdgeSettings::default()
+    })
+    .await;
+    h.insert_customer("C-9").await;
+    let path = "/api/customers/C-9";
+    let patch = |key: &str, body: &str| {
+        let (key, body) = (key.to_string(), body.to_string());
+        let h = &h;
+        async move { h.call("PATCH", path, Some(&key), Some(&body)).await }
+    };
+    // Refused: analysts, markup in a field, nothing to change, unknown fields, no such customer.
+    assert_eq!(patch(&h.analyst, r#"{"region":"west"}"#).await.0, 403);
+    let (s, v, _) = patch(&h.originator, r#"{"full_name":"<script>x</script>"}"#).await;
+    assert_eq!(
+        (s, v["details"]["field"].as_str()),
+        (422, Some("full_name"))
+    );
+    let (s, v, _) = patch(&h.originator, r#"{"phone":"<b>12345</b>"}"#).await;
+    assert_eq!((s, v["details"]["field"].as_str()), (422, Some("phone")));
+    assert_eq!(patch(&h.originator, "{}").await.0, 422);
+    assert!(matches!(
+        patch(&h.originator, r#"{"customer_id":"C-10"}"#).await.0,
+        400 | 422
+    ));
+    let (s, _, _) = h
+        .call(
+            "PATCH",
+            "/api/customers/C-404",
+            Some(&h.originator),
+            Some(r#"{"region":"west"}"#),
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // The change: published as CustomerUpdated naming the key (202: no aggregator here).
+    let (s, v, _) = patch(
+        &h.originator,
+        r#"{"email":"asha.rao@example.org","monthly_income":180000.5,"reason":"new employer"}"#,
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let update_id = v["update_id"].as_str().unwrap().to_string();
+    let bytes = first_on_topic(h.edge.brokers.as_str(), &h.edge.topics.customers, |b| {
+        schemas::decode::<schemas::CustomerUpdated>(b)
+            .ok()
+            .filter(|u| u.update_id == update_id)
+            .map(|_| b.to_vec())
+    })
+    .expect("the change on the customers topic");
+    let update = schemas::decode::<schemas::CustomerUpdated>(&bytes).unwrap();
+    assert_eq!(update.updated_by, key_id(&h.originator));
+    assert_eq!(update.monthly_income, Some(18_000_050));
+    assert_eq!(update.changed_fields(), vec!["email", "monthly_income"]);
+
+    // The aggregator applies it as it reads it off the topic.
+    let incoming = portfolio_aggregator::message::Incoming {
+        source: portfolio_aggregator::message::Source::Customers,
+        topic: h.edge.topics.customers.clone(),
+        partition: 0,
+        offset: 0,
+        key: None,
+        payload: portfolio_aggregator::message::parse(
+            portfolio_aggregator::message::Source::Customers,
+            &bytes,
+        ),
+        bytes,
+    };
+    let ctx = portfolio_aggregator::apply::ApplyContext {
+        group: "test".into(),
+        event_partitions: 1,
+        domain: risk_core::settings::DomainSettings::default(),
+    };
+    let mut tx = h.owner.begin().await.unwrap();
+    let out = portfolio_aggregator::apply::apply_batch(&mut tx, &ctx, &[incoming])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+
+    let (_, v, _) = h.call("GET", path, Some(&h.originator), None).await;
+    assert_eq!(
+        (v["email"].as_str(), v["monthly_income"].as_i64()),
+        (Some("asha.rao@example.org"), Some(18_000_050))
+    );
+    let (s, v, headers) = h
+        .call("GET", "/api/customers/C-9/history", Some(&h.admin), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let version = &v["versions"][0];
+    assert_eq!(version["version"], 2);
+    assert_eq!(version["changed_by"], key_id(&h.originator));
+    assert_eq!(version["reason"], "new employer");
+    assert_eq!(version["fields"], json!(["email", "monthly_income"]));
+    assert_eq!(version["before"]["email"], "asha@example.com");
+    assert_eq!(version["before"]["monthly_income"], 15_000_000);
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, action FROM audit_log WHERE subject = 'C-9' \
+           AND action IN ('customer.updated', 'customer.history_read') ORDER BY id",
+    )
+    .fetch_all(&h.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited,
+        vec![
+            (key_id(&h.originator).into(), "customer.updated".into()),
+            (key_id(&h.admin).into(), "customer.history_read".into()),
+        ]
+    );
+    // Analysts see neither the change's values nor the history.
+    let (s, _, _) = h
+        .call("GET", "/api/customers/C-9/history", Some(&h.analyst), None)
+        .await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_originator_sees_only_the_customers_it_registered() {
+    let h = spawn_edge(EdgeSettings {
+        customer_timeout_ms: 300,
+        originators_own_customers_only: true,
+        ..EdgeSettings::default()
+    })
+    .await;
+    let other = create_key(&h.owner, Role::Originator, "other LOS", "test")
+        .await
+        .unwrap()
+        .key;
+    let body = json!({
+        "customer_id": "C-MINE", "full_name": "Meera Iyer", "email": "meera@example.com",
+        "phone": "+91 98000 12345", "age": 34, "employment_type": "salaried",
+        "years_employed": 6, "monthly_income": 120000, "region": "south"
+    })
+    .to_string();
+    let (s, v, _) = h
+        .call("POST", "/api/customers/", Some(&h.originator), Some(&body))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    // The aggregator stores it (no aggregator runs here).
+    h.insert_customer("C-MINE").await;
+    h.insert_customer("C-THEIRS").await;
+
+    let get = |key: &str, path: &str| {
+        let (key, path) = (key.to_string(), path.to_string());
+        let h = &h;
+        async move { h.call("GET", &path, Some(&key), None).await }
+    };
+    assert_eq!(get(&h.originator, "/api/customers/C-MINE").await.0, 200);
+    assert_eq!(get(&h.originator, "/api/customers/C-THEIRS").await.0, 404);
+    assert_eq!(get(&other, "/api/customers/C-MINE").await.0, 404);
+    let (s, _, _) = h
+        .call(
+            "PATCH",
+            "/api/customers/C-MINE",
+            Some(&other),
+            Some(r#"{"region":"west"}"#),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (_, v, _) = get(&h.originator, "/api/customers/?limit=10").await;
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["customers"][0]["customer_id"], "C-MINE");
+    let (_, v, _) = get(&other, "/api/customers/?limit=10").await;
+    assert_eq!(v["total"], 0, "{v}");
+    // Admins are not scoped.
+    assert_eq!(get(&h.admin, "/api/customers/C-THEIRS").await.0, 200);
+    let (_, v, _) = get(&h.admin, "/api/customers/?limit=10").await;
+    assert_eq!(v["total"], 2, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_past_its_expiry_is_refused_even_when_cached() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    let soon = edge::auth::create_key_until(
+        &h.owner,
+        Role::Analyst,
+        "contractor",
+        "test",
+        Some(chrono::Utc::now() + chrono::Duration::milliseconds(1_500)),
+    )
+    .await
+    .unwrap()
+    .key;
+    let past = edge::auth::create_key_until(
+        &h.owner,
+        Role::Analyst,
+        "expired",
+        "test",
+        Some(chrono::Utc::now() - chrono::Duration::days(1)),
+    )
+    .await
+    .unwrap()
+    .key;
+    let (s, _, _) = h.call("GET", "/api/models", Some(&soon), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(h.call("GET", "/api/models", Some(&past), None).await.0, 401);
+    tokio::time::sleep(std::time::Duration::from_millis(1_700)).await;
+    // Within the cache's lifetime, past the key's expiry.
+    assert_eq!(h.call("GET", "/api/models", Some(&soon), None).await.0, 401);
+    let listed = edge::auth::list_keys(&h.owner).await.unwrap();
+    assert!(listed
+        .iter()
+        .any(|k| k.label == "contractor" && k.expires_at.is_some()));
+}
+
+#[tokio::test]
+async fn metrics_on_the_api_port_need_an_analyst_or_admin_key() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    assert_eq!(h.call("GET", "/metrics", None, None).await.0, 401);
+    assert_eq!(
+        h.call("GET", "/metrics", Some(&h.originator), None).await.0,
+        403
+    );
+    let res = warp::test::request()
+        .path("/metrics")
+        .header("x-api-key", &h.analyst)
+        .reply(&edge::routes::routes(h.edge.clone()))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(String::from_utf8_lossy(res.body()).contains("edge_http_requests_total"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_is_refused_once_the_cache_lifetime_has_passed() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    assert_eq!(
+        h.call("GET", "/api/models", Some(&h.analyst), None).await.0,
+        200
+    );
+    assert!(edge::auth::revoke_key(&h.owner, key_id(&h.analyst), "test")
+        .await
+        .unwrap());
+    tokio::time::sleep(edge::auth::KEY_CACHE_TTL + std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        h.call("GET", "/api/models", Some(&h.analyst), None).await.0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn markup_in_a_name_or_phone_is_refused_at_registration() {
+    let h = spawn_edge(EdgeSettings::default()).await;
+    let base = json!({
+        "full_name": "Meera Iyer", "email": "meera@example.com", "phone": "+91 98000 12345",
+        "age": 34, "employment_type": "salaried", "years_employed": 6,
+        "monthly_income": 120000, "region": "south"
+    });
+    for (field, value) in [
+        ("full_name", "<img src=x onerror=alert(1)>"),
+        ("phone", "<b>98000</b>"),
+        ("email", "a@b.c<script>"),
+        ("region", "<i>south</i>"),
+    ] {
+        let mut body = base.clone();
+        body[field] = json!(value);
+        let (s, v, _) = h
+            .call(
+                "POST",
+                "/api/customers/",
+                Some(&h.originator),
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(
+            (s, v["details"]["field"].as_str()),
+            (422, Some(field)),
+            "{v}"
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
+        .fetch_one(&h.owner)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    // Names in any script stay welcome.
+    for name in ["Zoë D'Souza-Nair", "सुरेश कुमार", "Ó Súilleabháin"] {
+        assert!(edge::api::person_name("full_name", name).is_ok(), "{name}");
+    }
 }

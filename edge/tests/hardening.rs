@@ -254,3 +254,46 @@ async fn invented_http_methods_make_no_new_metric_series() {
         "{methods:?}"
     );
 }
+
+/// The answer to `GET path` on `addr` (status line, headers and body).
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_its_own_listener_and_the_public_port_shows_no_figures_without_a_key() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_addr = free.local_addr().unwrap();
+    drop(free);
+    let h = spawn_edge(EdgeSettings {
+        metrics_bind: metrics_addr.to_string(),
+        ..EdgeSettings::default()
+    })
+    .await;
+    let (addr, _task) = edge::serve(h.edge.clone(), "127.0.0.1:0", h.shutdown.clone()).unwrap();
+    // Something to count.
+    let _ = tokio::task::spawn_blocking(move || health(addr)).await;
+    let public = tokio::task::spawn_blocking(move || get(addr, "/metrics"))
+        .await
+        .unwrap();
+    assert!(public.starts_with("HTTP/1.1 401"), "{public}");
+    assert!(!public.contains("edge_http_requests_total"));
+    let scraped = tokio::task::spawn_blocking(move || get(metrics_addr, "/metrics"))
+        .await
+        .unwrap();
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(scraped.contains("edge_http_requests_total"), "{scraped}");
+    // That listener serves nothing else.
+    let api = tokio::task::spawn_blocking(move || get(metrics_addr, "/api/portfolio/summary"))
+        .await
+        .unwrap();
+    assert!(api.starts_with("HTTP/1.1 404"), "{api}");
+}

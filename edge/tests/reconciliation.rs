@@ -381,14 +381,8 @@ async fn every_portfolio_figure_reconciles_with_the_raw_book_on_its_business_dat
     let records: Vec<Incoming> = records
         .into_iter()
         .map(|p| {
-            let source = match &p {
-                Payload::Customer(_) => Source::Customers,
-                Payload::Application(_) => Source::Applications,
-                Payload::Decision(_) => Source::Decisions,
-                Payload::Event(_) => Source::Events,
-            };
             offset += 1;
-            Incoming::decoded(source, offset, p)
+            Incoming::decoded(p.source(), offset, p)
         })
         .collect();
     for chunk in records.chunks(2_000) {

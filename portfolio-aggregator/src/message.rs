@@ -34,6 +34,18 @@ pub enum Payload {
     Event(Box<LoanEvent>),
 }
 
+impl Payload {
+    /// The topic kind this payload travels on.
+    pub fn source(&self) -> Source {
+        match self {
+            Self::Customer(_) | Self::CustomerUpdate(_) => Source::Customers,
+            Self::Application(_) => Source::Applications,
+            Self::Decision(_) => Source::Decisions,
+            Self::Event(_) => Source::Events,
+        }
+    }
+}
+
 /// Why a message is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {

@@ -1,18 +1,21 @@
 //! `/api/customers/`: register (published as CustomerRegistered, answered once the aggregator
-//! has stored it) and read. Personal data only for roles that may see it.
+//! has stored it), change (published as CustomerUpdated; the aggregator keeps the record
+//! before it and audits who changed what), read and read the history. Personal data only for
+//! roles that may see it, every single read of it audited; an originator key may be scoped to
+//! the customers it registered (`edge.originators_own_customers_only`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
 use rdkafka::producer::FutureRecord;
-use schemas::{CustomerRegistered, Residence};
+use schemas::{CustomerRegistered, CustomerUpdated, Residence};
 use sqlx::Row;
 use warp::http::StatusCode;
 
 use super::{json, ok, Answer};
-use crate::api::{self, CustomerBody, Page};
-use crate::auth::Principal;
+use crate::api::{self, CustomerBody, CustomerChangeBody, Page};
+use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::Edge;
 
@@ -55,14 +58,20 @@ fn view(r: &sqlx::postgres::PgRow, personal: bool) -> Result<serde_json::Value, 
 
 /// `GET /api/customers/?limit&offset`: `{customers, total, limit, offset}`. A list never
 /// carries personal data, whoever asks: it is read one customer at a time, audited.
-pub async fn list(edge: Arc<Edge>, _who: Principal, page: Page) -> Answer {
+pub async fn list(edge: Arc<Edge>, who: Principal, page: Page) -> Answer {
     let (limit, offset) = page.bounds(edge.settings.max_page)?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
+    // A scoped originator lists only the customers its key registered.
+    let only = scoped(&edge, &who).then_some(who.key_id.as_str());
+    let mine = "($1::text IS NULL OR customer_id IN (SELECT subject FROM audit_log \
+         WHERE action = 'customer.registered' AND actor = $1))";
+    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM customers WHERE {mine}"))
+        .bind(only)
         .fetch_one(&edge.pool)
         .await?;
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM customers ORDER BY customer_id LIMIT $1 OFFSET $2"
+        "SELECT {COLUMNS} FROM customers WHERE {mine} ORDER BY customer_id LIMIT $2 OFFSET $3"
     ))
+    .bind(only)
     .bind(limit)
     .bind(offset)
     .fetch_all(&edge.pool)
@@ -80,6 +89,7 @@ pub async fn list(edge: Arc<Edge>, _who: Principal, page: Page) -> Answer {
 /// audit row: who, which customer, when.
 pub async fn get(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     api::known_id("customer", &id)?;
+    in_scope(&edge, &who, &id).await?;
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM customers WHERE customer_id = $1"
     ))
@@ -102,6 +112,275 @@ pub async fn get(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     ok(&view(&row, personal)?)
 }
 
+/// Whether `who` is an originator confined to the customers it registered.
+fn scoped(edge: &Edge, who: &Principal) -> bool {
+    edge.settings.originators_own_customers_only && who.role == Role::Originator
+}
+
+/// 404 (as for a customer that does not exist) when a scoped originator asks for a customer
+/// its key did not register.
+async fn in_scope(edge: &Edge, who: &Principal, id: &str) -> Result<(), ApiError> {
+    if !scoped(edge, who) {
+        return Ok(());
+    }
+    let mine: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'customer.registered' \
+           AND subject = $1 AND actor = $2)",
+    )
+    .bind(id)
+    .bind(&who.key_id)
+    .fetch_one(&edge.pool)
+    .await?;
+    if mine {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no customer {id}")))
+    }
+}
+
+/// A change body → the event, checked field by field with the registration's rules.
+pub fn change_of(
+    id: &str,
+    who: &Principal,
+    body: CustomerChangeBody,
+) -> Result<CustomerUpdated, ApiError> {
+    if let Some(n) = &body.full_name {
+        api::person_name("full_name", n)?;
+    }
+    if let Some(e) = &body.email {
+        api::email(e)?;
+    }
+    if let Some(p) = &body.phone {
+        api::phone(p)?;
+    }
+    if let Some(e) = &body.employer_name {
+        api::plain_text("employer_name", e, 200)?;
+    }
+    if let Some(r) = &body.region {
+        api::plain_text("region", r, 64)?;
+    }
+    if let Some(r) = &body.reason {
+        api::plain_text("reason", r, 500)?;
+    }
+    if body
+        .years_employed
+        .is_some_and(|y| !(0.0..=80.0).contains(&y))
+    {
+        return Err(ApiError::invalid_field(
+            "years_employed",
+            "years_employed must be 0-80",
+        ));
+    }
+    if body.dependents.is_some_and(|d| !(0..=20).contains(&d)) {
+        return Err(ApiError::invalid_field(
+            "dependents",
+            "dependents must be 0-20",
+        ));
+    }
+    let employment_type = match &body.employment_type {
+        Some(e) => Some(api::employment(e).ok_or_else(|| {
+            ApiError::invalid_field(
+                "employment_type",
+                "employment_type must be salaried, self_employed, business, retired or other",
+            )
+        })?),
+        None => None,
+    };
+    let residence = match &body.residence {
+        Some(r) => Some(api::residence(r).ok_or_else(|| {
+            ApiError::invalid_field(
+                "residence",
+                "residence must be own, rent, mortgaged or family",
+            )
+        })?),
+        None => None,
+    };
+    let update = CustomerUpdated {
+        update_id: format!("U-{}", uuid::Uuid::new_v4().simple()),
+        customer_id: id.to_string(),
+        updated_at: Utc::now(),
+        updated_by: who.key_id.clone(),
+        reason: body.reason.map(|r| r.trim().to_string()),
+        full_name: body.full_name.map(|n| n.trim().to_string()),
+        email: body.email.map(|e| e.trim().to_string()),
+        phone: body.phone.map(|p| p.trim().to_string()),
+        employment_type,
+        employer_name: body.employer_name.map(|e| e.trim().to_string()),
+        years_employed: body.years_employed,
+        monthly_income: body
+            .monthly_income
+            .map(|m| api::to_minor("monthly_income", m))
+            .transpose()?,
+        existing_emi: body
+            .existing_emi
+            .map(|m| api::to_minor("existing_emi", m))
+            .transpose()?,
+        dependents: body.dependents,
+        residence,
+        region: body.region.map(|r| r.trim().to_string()),
+    };
+    if update.changed_fields().is_empty() {
+        return Err(ApiError::invalid_field(
+            "body",
+            "give at least one field to change",
+        ));
+    }
+    Ok(update)
+}
+
+/// `PATCH /api/customers/{id}`: publish the change; 200 with the customer once the aggregator
+/// has applied it, 202 with a link when it has not yet.
+pub async fn change(
+    edge: Arc<Edge>,
+    id: String,
+    who: Principal,
+    body: serde_json::Value,
+) -> Answer {
+    api::known_id("customer", &id)?;
+    in_scope(&edge, &who, &id).await?;
+    let update = change_of(&id, &who, api::parse::<CustomerChangeBody>(body)?)?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)")
+            .bind(&id)
+            .fetch_one(&edge.pool)
+            .await?;
+    if !exists {
+        return Err(ApiError::not_found(format!("no customer {id}")));
+    }
+    let bytes =
+        schemas::encode(&update).map_err(|e| ApiError::internal("encoding a change", &e))?;
+    edge.producer
+        .send(
+            FutureRecord::to(&edge.topics.customers)
+                .key(&update.customer_id)
+                .payload(&bytes),
+            crate::ms(edge.settings.customer_timeout_ms),
+        )
+        .await
+        .map_err(|(e, _)| {
+            tracing::warn!(error = %e, "Publishing a customer change failed");
+            ApiError::unavailable("Kafka did not accept the change; retry")
+        })?;
+    tracing::info!(
+        key_id = %who.key_id,
+        customer_id = %id,
+        update_id = %update.update_id,
+        fields = ?update.changed_fields(),
+        "Customer change published"
+    );
+    let started = Instant::now();
+    let deadline = crate::ms(edge.settings.customer_timeout_ms);
+    while started.elapsed() < deadline {
+        let version: Option<i32> =
+            sqlx::query_scalar("SELECT version FROM customer_changes WHERE update_id = $1")
+                .bind(&update.update_id)
+                .fetch_optional(&edge.pool)
+                .await?;
+        if let Some(version) = version {
+            let row = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM customers WHERE customer_id = $1"
+            ))
+            .bind(&id)
+            .fetch_one(&edge.pool)
+            .await?;
+            let mut v = view(&row, who.role.sees_personal_data())?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("version".into(), version.into());
+                o.insert("update_id".into(), update.update_id.clone().into());
+            }
+            return Ok(json(&v, StatusCode::OK));
+        }
+        tokio::time::sleep(crate::ms(25)).await;
+    }
+    Ok(json(
+        &serde_json::json!({
+            "customer_id": id,
+            "update_id": update.update_id,
+            "status": "accepted",
+            "message": "published; the book has not applied it yet",
+            "poll": format!("/api/customers/{id}/history"),
+        }),
+        StatusCode::ACCEPTED,
+    ))
+}
+
+/// `GET /api/customers/{id}/history`: each change, newest first: version, when, who, why,
+/// which fields, and their values before it. A read of personal data: audited.
+pub async fn history(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
+    api::known_id("customer", &id)?;
+    in_scope(&edge, &who, &id).await?;
+    let registered: Option<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT registered_at FROM customers WHERE customer_id = $1")
+            .bind(&id)
+            .fetch_optional(&edge.pool)
+            .await?;
+    let registered = registered.ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
+    let rows = sqlx::query(
+        "SELECT version, update_id, changed_at, changed_by, reason, changes, previous \
+         FROM customer_changes WHERE customer_id = $1 ORDER BY version DESC",
+    )
+    .bind(&id)
+    .fetch_all(&edge.pool)
+    .await?;
+    let mut versions = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let changes: serde_json::Value = r.try_get(5)?;
+        let previous: serde_json::Value = r.try_get(6)?;
+        let fields: Vec<String> = changes
+            .as_object()
+            .map(|o| {
+                CHANGEABLE
+                    .iter()
+                    .filter(|f| o.get(**f).is_some_and(|v| !v.is_null()))
+                    .map(|f| (*f).to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let before: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|f| (f.clone(), previous.get(f).cloned().unwrap_or_default()))
+            .collect();
+        versions.push(serde_json::json!({
+            "version": r.try_get::<i32, _>(0)?,
+            "update_id": r.try_get::<String, _>(1)?,
+            "changed_at": r.try_get::<chrono::DateTime<Utc>, _>(2)?,
+            "changed_by": r.try_get::<String, _>(3)?,
+            "reason": r.try_get::<Option<String>, _>(4)?,
+            "fields": fields,
+            "before": before,
+        }));
+    }
+    let mut conn = edge.pool.acquire().await?;
+    crate::auth::audit(
+        &mut conn,
+        &who.key_id,
+        "customer.history_read",
+        &id,
+        serde_json::json!({}),
+    )
+    .await?;
+    ok(&serde_json::json!({
+        "customer_id": id,
+        "registered_at": registered,
+        "versions": versions,
+    }))
+}
+
+/// The fields a change may set, as named in `customers` and in `CustomerUpdated`.
+const CHANGEABLE: [&str; 11] = [
+    "full_name",
+    "email",
+    "phone",
+    "employment_type",
+    "employer_name",
+    "years_employed",
+    "monthly_income",
+    "existing_emi",
+    "dependents",
+    "residence",
+    "region",
+];
+
 /// A registration body → the event, checked field by field.
 pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> {
     let customer_id = match &body.customer_id {
@@ -120,18 +399,12 @@ pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> 
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty() && n.len() <= 200)
         .ok_or_else(|| ApiError::invalid_field("full_name", "full_name is required"))?;
-    api::text("full_name", &full_name, 200)?;
-    api::text("email", &body.email, 254)?;
-    api::text("phone", &body.phone, 32)?;
-    api::text("region", &body.region, 64)?;
+    api::person_name("full_name", &full_name)?;
+    api::email(&body.email)?;
+    api::phone(&body.phone)?;
+    api::plain_text("region", &body.region, 64)?;
     if let Some(e) = &body.employer_name {
-        api::text("employer_name", e, 200)?;
-    }
-    if !body.email.contains('@') || body.email.len() > 254 {
-        return Err(ApiError::invalid_field("email", "email is not an address"));
-    }
-    if body.phone.trim().len() < 5 || body.phone.len() > 32 {
-        return Err(ApiError::invalid_field("phone", "phone is not a number"));
+        api::plain_text("employer_name", e, 200)?;
     }
     let employment_type = api::employment(&body.employment_type).ok_or_else(|| {
         ApiError::invalid_field(
@@ -234,6 +507,17 @@ pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) 
             ApiError::unavailable("Kafka did not accept the customer; retry")
         })?;
     tracing::info!(key_id = %who.key_id, customer_id = %c.customer_id, "Customer registered");
+    // Who registered whom: the audit trail, and the scope of an originator key.
+    let mut conn = edge.pool.acquire().await?;
+    crate::auth::audit(
+        &mut conn,
+        &who.key_id,
+        "customer.registered",
+        &c.customer_id,
+        serde_json::json!({}),
+    )
+    .await?;
+    drop(conn);
     let started = Instant::now();
     let deadline = crate::ms(edge.settings.customer_timeout_ms);
     while started.elapsed() < deadline {
