@@ -50,6 +50,11 @@ for m in sorted(used):
     base = re.sub(r"_(bucket|sum|count)$", "", m)
     if base not in defined:
         errors.append(f"metric {m} is used in deploy/ but not defined in the code")
+# The image builds with the toolchain the workspace asks for.
+need = re.search(r'^rust-version = "([0-9.]+)"', open("Cargo.toml").read(), re.M).group(1)
+image = re.search(r"^FROM rust:([0-9.]+)", open("deploy/Dockerfile").read(), re.M).group(1)
+if tuple(map(int, image.split("."))) < tuple(map(int, need.split("."))):
+    errors.append(f"deploy/Dockerfile builds with Rust {image}; the workspace needs {need}")
 if errors:
     print("\n".join(errors), file=sys.stderr)
     sys.exit(1)
