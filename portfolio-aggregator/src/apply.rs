@@ -917,15 +917,41 @@ async fn apply_events(
 }
 
 /// Record the batch's day-end ticks, running the day-end of each day they complete.
+///
+/// A batch holds at most one tick per partition (a partition's later messages wait until its
+/// day closes), all of open days. Each ticking partition's waiting events are applied first,
+/// before any day's row is locked, so two transactions apply theirs side by side and take the
+/// shared rows in one order (repayment counters, then the day); the tick that completes a day
+/// is counted once every other partition's is committed, with what it applied.
 async fn record_ticks(
     tx: &mut PgConnection,
     ctx: &ApplyContext,
     ticks: &[Tick],
     out: &mut BatchOutcome,
 ) -> Result<(), sqlx::Error> {
+    let mode = ctx.domain.servicing.prepayment;
     let mut closed_dates = HashSet::new();
+    let mut open = Vec::with_capacity(ticks.len());
     for &(partition, date) in ticks {
         out.applied += 1;
+        // A tick of a day already closed (a replay) changes nothing.
+        let closed = sqlx::query_scalar!(
+            "SELECT closed_at IS NOT NULL AS \"closed!\" FROM business_days \
+             WHERE business_date = $1",
+            date
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if closed == Some(true) {
+            closed_dates.insert(date);
+            continue;
+        }
+        // The partition has delivered the day's tick: nothing more of its loans is applied
+        // until the day closes, so what waited for this day on it is applied now.
+        release_pending(tx, date, mode, Some(partition)).await?;
+        open.push((partition, date));
+    }
+    for (partition, date) in open {
         if record_tick(tx, ctx, partition, date, out).await? {
             closed_dates.insert(date);
         }
@@ -1878,8 +1904,8 @@ async fn mark_loss(
     Ok(())
 }
 
-/// Record partition `partition`'s tick for `date`; run the day-end when it is the last one.
-/// Returns whether the day is closed.
+/// Record partition `partition`'s tick for `date` (its waiting events already applied); run the
+/// day-end when it is the last one. Returns whether the day is closed.
 async fn record_tick(
     tx: &mut PgConnection,
     ctx: &ApplyContext,
@@ -1904,15 +1930,10 @@ async fn record_tick(
     if closed {
         return Ok(true);
     }
-    // The partition has delivered the day's tick: nothing more of its loans is applied until the
-    // day closes, so what waited for this day on it is applied now, in this transaction (the
-    // partitions' transactions run side by side).
-    let mode = ctx.domain.servicing.prepayment;
-    release_pending(tx, date, mode, Some(partition)).await?;
     if ticked < partitions {
         return Ok(false);
     }
-    release_pending(tx, date, mode, None).await?;
+    release_pending(tx, date, ctx.domain.servicing.prepayment, None).await?;
     let report = dayend::close_day(tx, date, &ctx.domain).await?;
     out.closed.push(report);
     Ok(true)
