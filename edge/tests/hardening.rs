@@ -157,13 +157,7 @@ fn closed_while_dripping(s: &mut TcpStream, each: &[u8], within: Duration) -> (b
 }
 
 fn health(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
+    get(addr, "/health")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,12 +63,20 @@ fn records(sink: &MemorySink, offset: &mut i64) -> Vec<Incoming> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn republished_records_change_nothing_and_conflicting_ones_are_dead_lettered() {
+/// A generated history, a migrated scratch book, and the aggregator's role to write it with.
+struct Setup {
+    sink: MemorySink,
+    _db: ScratchDatabase,
+    owner: PgPool,
+    pool: PgPool,
+    ctx: ApplyContext,
+}
+
+async fn setup(seed: u64, applications: u64, months: u32, group: &str) -> Setup {
     let settings = GeneratorSettings {
-        seed: 5,
-        applications: 300,
-        months: 2,
+        seed,
+        applications,
+        months,
         performance_months: 0,
         ..GeneratorSettings::default()
     };
@@ -81,10 +89,28 @@ async fn republished_records_change_nothing_and_conflicting_ones_are_dead_letter
         .await
         .unwrap();
     let ctx = ApplyContext {
-        group: "append-only".into(),
+        group: group.into(),
         event_partitions: 1,
         domain: DomainSettings::default(),
     };
+    Setup {
+        sink,
+        _db: db,
+        owner,
+        pool,
+        ctx,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republished_records_change_nothing_and_conflicting_ones_are_dead_lettered() {
+    let Setup {
+        sink,
+        _db,
+        owner: _,
+        pool,
+        ctx,
+    } = setup(5, 300, 2, "append-only").await;
     let mut offset = 0;
     let first = records(&sink, &mut offset);
     for chunk in first.chunks(250) {
@@ -179,25 +205,13 @@ async fn republished_records_change_nothing_and_conflicting_ones_are_dead_letter
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_change_keeps_the_record_before_it_and_names_who_made_it() {
-    let settings = GeneratorSettings {
-        seed: 6,
-        applications: 40,
-        months: 1,
-        performance_months: 0,
-        ..GeneratorSettings::default()
-    };
-    let sink = MemorySink::generated(&settings, &DomainSettings::default()).unwrap();
-    let db = ScratchDatabase::create().await.unwrap();
-    let owner = connect(&db.url, 2).await.unwrap();
-    portfolio_aggregator::db::migrate(&owner).await.unwrap();
-    let pool = connect(&db.login_as("credit_risk_aggregator").await.unwrap(), 2)
-        .await
-        .unwrap();
-    let ctx = ApplyContext {
-        group: "customer-changes".into(),
-        event_partitions: 1,
-        domain: DomainSettings::default(),
-    };
+    let Setup {
+        sink,
+        _db,
+        owner,
+        pool,
+        ctx,
+    } = setup(6, 40, 1, "customer-changes").await;
     let mut offset = 0;
     assert!(apply(&pool, &ctx, &records(&sink, &mut offset))
         .await

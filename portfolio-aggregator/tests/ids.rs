@@ -14,8 +14,22 @@ async fn the_database_and_the_codec_accept_the_same_ids() {
     let pool = connect(&db.url, 1).await.unwrap();
     portfolio_aggregator::db::migrate(&pool).await.unwrap();
     let mut ids: Vec<String> = [
-        "", "A", "LN-000001", "a_b-c", " x", "x ", "x\n", "\nx", "é", "PAY.1", "x$", "^x", "a/b",
-        "ab\u{0}", "Ⅻ", "٣",
+        "",
+        "A",
+        "LN-000001",
+        "a_b-c",
+        " x",
+        "x ",
+        "x\n",
+        "\nx",
+        "é",
+        "PAY.1",
+        "x$",
+        "^x",
+        "a/b",
+        "ab\u{0}",
+        "Ⅻ",
+        "٣",
     ]
     .iter()
     .map(|s| (*s).to_string())

@@ -1,4 +1,4 @@
-//! Model-quality measures: ROC-AUC, Gini, KS, Brier, and a constant-memory AUC accumulator.
+//! Model-quality measures: ROC-AUC, Gini, KS, Brier, PSI, and a constant-memory AUC accumulator.
 
 /// ROC-AUC of `scores` (higher = more likely bad) against `labels` (true = bad), ties counted
 /// half (the Mann-Whitney statistic). `None` when either class is empty.
@@ -55,6 +55,39 @@ pub fn ks(scores: &[f64], labels: &[bool]) -> Option<f64> {
         i = j;
     }
     Some(best)
+}
+
+/// Share of a bin below which PSI treats it as this share, so an empty bin keeps the index
+/// finite.
+pub const PSI_FLOOR: f64 = 1e-4;
+
+/// Population stability index (DOMAIN.md): Σ (A − E)·ln(A/E) over bins fixed on the expected
+/// distribution, `expected` and `actual` being each bin's share (each floored at
+/// [`PSI_FLOOR`]). 0 for identical distributions; 0.1 moderate, 0.25 significant.
+pub fn psi(expected: &[f64], actual: &[f64]) -> f64 {
+    expected
+        .iter()
+        .zip(actual)
+        .map(|(e, a)| {
+            let (e, a) = (e.max(PSI_FLOOR), a.max(PSI_FLOOR));
+            (a - e) * (a / e).ln()
+        })
+        .sum()
+}
+
+/// Each count's share of their total (all zero when the total is).
+pub fn shares(counts: &[u64]) -> Vec<f64> {
+    let total: u64 = counts.iter().sum();
+    counts
+        .iter()
+        .map(|c| {
+            if total == 0 {
+                0.0
+            } else {
+                *c as f64 / total as f64
+            }
+        })
+        .collect()
 }
 
 /// Brier score: mean squared error of probabilities.
@@ -131,6 +164,17 @@ impl BinnedAuc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn psi_of_a_half_and_half_expectation_against_nine_to_one_is_0_879() {
+        // (0.9 − 0.5)·ln(0.9/0.5) + (0.1 − 0.5)·ln(0.1/0.5) = 0.2351 + 0.6438.
+        let v = psi(&[0.5, 0.5], &shares(&[900, 100]));
+        assert!((v - 0.878_9).abs() < 1e-4, "{v}");
+        assert!(psi(&[0.5, 0.5], &[0.5, 0.5]).abs() < 1e-12);
+        // An empty bin is floored, so the index stays finite.
+        assert!(psi(&[0.5, 0.5], &[1.0, 0.0]).is_finite());
+        assert_eq!(shares(&[0, 0]), vec![0.0, 0.0]);
+    }
 
     #[test]
     fn a_perfect_ranking_has_auc_one_and_ks_one() {

@@ -5,23 +5,13 @@ use std::collections::VecDeque;
 
 use risk_core::model::artifact::Distribution;
 
-/// PSI = Σ (A% − E%)·ln(A%/E%) over the bins fixed on the training data (missing is a bin).
+/// PSI of a window's counts per bin against the training shares (missing is a bin): 0 for an
+/// empty window.
 pub fn psi(expected: &[f64], actual_counts: &[u64]) -> f64 {
-    let total: u64 = actual_counts.iter().sum();
-    if total == 0 {
+    if actual_counts.iter().all(|c| *c == 0) {
         return 0.0;
     }
-    // A floor keeps empty bins from making the index infinite.
-    const FLOOR: f64 = 1e-4;
-    expected
-        .iter()
-        .zip(actual_counts)
-        .map(|(e, a)| {
-            let e = e.max(FLOOR);
-            let a = (*a as f64 / total as f64).max(FLOOR);
-            (a - e) * (a / e).ln()
-        })
-        .sum()
+    risk_core::metrics::psi(expected, &risk_core::metrics::shares(actual_counts))
 }
 
 struct Feature {

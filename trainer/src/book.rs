@@ -272,22 +272,18 @@ pub fn psi(expected: &[f64], actual: &[f64]) -> f64 {
     }
     let edges: Vec<f64> = (1..10).map(|d| sorted[sorted.len() * d / 10]).collect();
     let bin = |v: f64| edges.iter().position(|e| v <= *e).unwrap_or(edges.len());
-    let mut e_counts = [0usize; 10];
-    let mut a_counts = [0usize; 10];
+    let mut e_counts = [0u64; 10];
+    let mut a_counts = [0u64; 10];
     for v in expected {
         e_counts[bin(*v)] += 1;
     }
     for v in actual {
         a_counts[bin(*v)] += 1;
     }
-    const FLOOR: f64 = 1e-4;
-    (0..10)
-        .map(|i| {
-            let e = (e_counts[i] as f64 / expected.len() as f64).max(FLOOR);
-            let a = (a_counts[i] as f64 / actual.len() as f64).max(FLOOR);
-            (a - e) * (a / e).ln()
-        })
-        .sum()
+    risk_core::metrics::psi(
+        &risk_core::metrics::shares(&e_counts),
+        &risk_core::metrics::shares(&a_counts),
+    )
 }
 
 /// When a challenger may replace the champion.

@@ -249,18 +249,7 @@ pub async fn change(
     }
     let bytes =
         schemas::encode(&update).map_err(|e| ApiError::internal("encoding a change", &e))?;
-    edge.producer
-        .send(
-            FutureRecord::to(&edge.topics.customers)
-                .key(&update.customer_id)
-                .payload(&bytes),
-            crate::ms(edge.settings.customer_timeout_ms),
-        )
-        .await
-        .map_err(|(e, _)| {
-            tracing::warn!(error = %e, "Publishing a customer change failed");
-            ApiError::unavailable("Kafka did not accept the change; retry")
-        })?;
+    publish(&edge, &update.customer_id, &bytes, "change").await?;
     tracing::info!(
         key_id = %who.key_id,
         customer_id = %id,
@@ -381,6 +370,23 @@ const CHANGEABLE: [&str; 11] = [
     "region",
 ];
 
+/// Publish a customer record or change (`what`) on the customers topic, keyed by customer.
+async fn publish(edge: &Edge, customer_id: &str, bytes: &[u8], what: &str) -> Result<(), ApiError> {
+    edge.producer
+        .send(
+            FutureRecord::to(&edge.topics.customers)
+                .key(customer_id)
+                .payload(bytes),
+            crate::ms(edge.settings.customer_timeout_ms),
+        )
+        .await
+        .map_err(|(e, _)| {
+            tracing::warn!(error = %e, what, "Publishing on the customers topic failed");
+            ApiError::unavailable(format!("Kafka did not accept the {what}; retry"))
+        })?;
+    Ok(())
+}
+
 /// A registration body → the event, checked field by field.
 pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> {
     let customer_id = match &body.customer_id {
@@ -494,18 +500,7 @@ pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) 
         )));
     }
     let bytes = schemas::encode(&c).map_err(|e| ApiError::internal("encoding customer", &e))?;
-    edge.producer
-        .send(
-            FutureRecord::to(&edge.topics.customers)
-                .key(&c.customer_id)
-                .payload(&bytes),
-            crate::ms(edge.settings.customer_timeout_ms),
-        )
-        .await
-        .map_err(|(e, _)| {
-            tracing::warn!(error = %e, "Publishing a customer failed");
-            ApiError::unavailable("Kafka did not accept the customer; retry")
-        })?;
+    publish(&edge, &c.customer_id, &bytes, "customer").await?;
     tracing::info!(key_id = %who.key_id, customer_id = %c.customer_id, "Customer registered");
     // Who registered whom: the audit trail, and the scope of an originator key.
     let mut conn = edge.pool.acquire().await?;
