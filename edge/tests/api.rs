@@ -694,6 +694,27 @@ async fn a_scoped_originator_sees_only_the_customers_it_registered() {
     assert_eq!(v["customers"][0]["customer_id"], "C-MINE");
     let (_, v, _) = get(&other, "/api/customers/?limit=10").await;
     assert_eq!(v["total"], 0, "{v}");
+    // Nor through the loan endpoints: applying or scoring for another key's customer.
+    let apply = json!({"customer_id": "C-MINE", "loan_amount": 500000, "loan_tenure_months": 36,
+        "interest_rate": 11.5, "loan_purpose": "personal"})
+    .to_string();
+    for path in ["/api/loans/apply", "/api/whatif"] {
+        let (s, v, _) = h.call("POST", path, Some(&other), Some(&apply)).await;
+        assert_eq!(s, 404, "{path}: {v}");
+    }
+    let (_, v, _) = get(&other, "/api/loans/applications?limit=10").await;
+    assert_eq!(v["total"], 0, "{v}");
+    // An id claimed by one key cannot be registered by another before the book stores it.
+    let race = body.replace("C-MINE", "C-RACE");
+    let (s, _, _) = h
+        .call("POST", "/api/customers/", Some(&h.originator), Some(&race))
+        .await;
+    assert_eq!(s, 202);
+    let (s, v, _) = h
+        .call("POST", "/api/customers/", Some(&other), Some(&race))
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("conflict")), "{v}");
+    assert_eq!(get(&other, "/api/customers/C-RACE").await.0, 404);
     // Admins are not scoped.
     assert_eq!(get(&h.admin, "/api/customers/C-THEIRS").await.0, 200);
     let (_, v, _) = get(&h.admin, "/api/customers/?limit=10").await;

@@ -18,8 +18,31 @@ CREATE TABLE customer_changes (
 
 ALTER TABLE api_keys ADD COLUMN expires_at timestamptz;
 
--- Who registered a customer (an originator key may be scoped to its own customers).
+-- Which key registered a customer id, claimed by the edge before it publishes the
+-- registration: one key per id, so an originator key may be scoped to its own customers.
+CREATE TABLE customer_registrations (
+    customer_id  entity_id PRIMARY KEY,
+    key_id       text NOT NULL,
+    claimed_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX customer_registrations_key ON customer_registrations (key_id, customer_id);
 CREATE INDEX audit_log_subject ON audit_log (subject, action);
+
+-- The day-end refreshes the statistics of the tables a fast-growing book outgrows; ANALYZE
+-- needs the tables' owner, so the aggregator's role calls this (and only this) as the owner.
+CREATE FUNCTION refresh_book_statistics(tables text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY tables LOOP
+        IF t IN ('loans', 'loan_status', 'customer_risk', 'decisions', 'loan_schedules') THEN
+            EXECUTE format('ANALYZE %I', t);
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION refresh_book_statistics(text[]) FROM PUBLIC;
 
 -- The audit log refuses UPDATE, DELETE and TRUNCATE, whoever asks (the rules of 0001 only
 -- ignored UPDATE and DELETE).
@@ -72,6 +95,7 @@ BEGIN
             TO credit_risk_aggregator;
         GRANT SELECT ON instalments, models TO credit_risk_aggregator;
         GRANT INSERT ON audit_log TO credit_risk_aggregator;
+        GRANT EXECUTE ON FUNCTION refresh_book_statistics(text[]) TO credit_risk_aggregator;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO credit_risk_aggregator;
     END IF;
 
@@ -80,9 +104,9 @@ BEGIN
         GRANT SELECT ON customers, customer_changes, applications, decisions, decision_reasons,
             loans, loan_schedules, instalments, payments, loan_status, status_history,
             business_days, portfolio_daily, repayment_daily, vintage_hits, roll_rates,
-            customer_risk, models, api_keys, audit_log
+            customer_risk, models, api_keys, audit_log, customer_registrations
             TO credit_risk_edge;
-        GRANT INSERT ON api_keys, audit_log TO credit_risk_edge;
+        GRANT INSERT ON api_keys, audit_log, customer_registrations TO credit_risk_edge;
         GRANT UPDATE (revoked_at) ON api_keys TO credit_risk_edge;
         GRANT UPDATE (alias) ON models TO credit_risk_edge;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO credit_risk_edge;
@@ -98,5 +122,14 @@ BEGIN
         GRANT INSERT ON audit_log TO credit_risk_trainer;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO credit_risk_trainer;
     END IF;
+    -- Every stage checks at start-up that the schema is up to date (and only the owner
+    -- migrates it): each reads the migrations ledger.
+    FOREACH stage IN ARRAY ARRAY['credit_risk_aggregator', 'credit_risk_edge', 'credit_risk_trainer']
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = stage)
+           AND to_regclass('_sqlx_migrations') IS NOT NULL THEN
+            EXECUTE format('GRANT SELECT ON _sqlx_migrations TO %I', stage);
+        END IF;
+    END LOOP;
 END
 $$;

@@ -119,16 +119,11 @@ async fn refresh_statistics(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     )
     .fetch_all(&mut *tx)
     .await?;
-    for table in stale {
-        let analyze = match table.as_str() {
-            "loans" => sqlx::query!("ANALYZE loans"),
-            "loan_status" => sqlx::query!("ANALYZE loan_status"),
-            "customer_risk" => sqlx::query!("ANALYZE customer_risk"),
-            "decisions" => sqlx::query!("ANALYZE decisions"),
-            "loan_schedules" => sqlx::query!("ANALYZE loan_schedules"),
-            _ => continue,
-        };
-        analyze.execute(&mut *tx).await?;
+    if !stale.is_empty() {
+        // As the tables' owner (ANALYZE needs it), whatever role the aggregator runs as.
+        sqlx::query!("SELECT refresh_book_statistics($1)", &stale)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(())
 }

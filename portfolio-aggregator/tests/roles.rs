@@ -151,6 +151,24 @@ async fn each_stage_writes_only_what_it_owns() {
             .await
             .is_some()
     );
+    // Only the aggregator refreshes statistics (as the tables' owner, through one function).
+    assert_eq!(
+        refused(
+            &aggregator,
+            "SELECT refresh_book_statistics(ARRAY['loans'])"
+        )
+        .await,
+        None
+    );
+    assert!(
+        refused(&edge, "SELECT refresh_book_statistics(ARRAY['loans'])")
+            .await
+            .is_some()
+    );
+    // Each stage starts on a schema already migrated by its owner (it only reads the ledger).
+    for pool in [&aggregator, &edge, &trainer] {
+        portfolio_aggregator::db::migrate(pool).await.unwrap();
+    }
     // No stage may drop or truncate a table of the book.
     for pool in [&aggregator, &edge, &trainer] {
         assert!(refused(pool, "TRUNCATE loans").await.is_some());

@@ -36,6 +36,35 @@ impl Secret {
     }
 }
 
+/// `s` with its `%XX` escapes decoded (as a URL parser reads a parameter's name).
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `url` with any password replaced by `***` (see [`Secret::masked`]).
 pub fn mask_url(url: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -61,7 +90,9 @@ pub fn mask_url(url: &str) -> String {
         let params: Vec<String> = q
             .split('&')
             .map(|p| match p.split_once('=') {
-                Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
+                Some((k, _)) if percent_decoded(k).to_ascii_lowercase().contains("pass") => {
+                    format!("{k}=***")
+                }
                 _ => p.to_string(),
             })
             .collect();
@@ -336,6 +367,10 @@ mod tests {
             "postgres://u@h/db?password=***&sslmode=verify-full"
         );
         assert_eq!(mask_url("postgres://h:5/db"), "postgres://h:5/db");
+        assert_eq!(
+            mask_url("postgres://u@h/db?pass%77ord=hunter2"),
+            "postgres://u@h/db?pass%77ord=***"
+        );
         assert_eq!(mask_url("postgres://a:b:c@h/x"), "postgres://a:***@h/x");
         assert_eq!(mask_url("localhost:9092"), "localhost:9092");
     }

@@ -62,8 +62,8 @@ pub async fn list(edge: Arc<Edge>, who: Principal, page: Page) -> Answer {
     let (limit, offset) = page.bounds(edge.settings.max_page)?;
     // A scoped originator lists only the customers its key registered.
     let only = scoped(&edge, &who).then_some(who.key_id.as_str());
-    let mine = "($1::text IS NULL OR customer_id IN (SELECT subject FROM audit_log \
-         WHERE action = 'customer.registered' AND actor = $1))";
+    let mine = "($1::text IS NULL OR customer_id IN (SELECT customer_id \
+         FROM customer_registrations WHERE key_id = $1))";
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM customers WHERE {mine}"))
         .bind(only)
         .fetch_one(&edge.pool)
@@ -113,19 +113,19 @@ pub async fn get(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
 }
 
 /// Whether `who` is an originator confined to the customers it registered.
-fn scoped(edge: &Edge, who: &Principal) -> bool {
+pub(crate) fn scoped(edge: &Edge, who: &Principal) -> bool {
     edge.settings.originators_own_customers_only && who.role == Role::Originator
 }
 
 /// 404 (as for a customer that does not exist) when a scoped originator asks for a customer
 /// its key did not register.
-async fn in_scope(edge: &Edge, who: &Principal, id: &str) -> Result<(), ApiError> {
+pub(crate) async fn in_scope(edge: &Edge, who: &Principal, id: &str) -> Result<(), ApiError> {
     if !scoped(edge, who) {
         return Ok(());
     }
     let mine: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'customer.registered' \
-           AND subject = $1 AND actor = $2)",
+        "SELECT EXISTS (SELECT 1 FROM customer_registrations WHERE customer_id = $1 \
+           AND key_id = $2)",
     )
     .bind(id)
     .bind(&who.key_id)
@@ -272,7 +272,19 @@ pub async fn change(
             .bind(&id)
             .fetch_one(&edge.pool)
             .await?;
-            let mut v = view(&row, who.role.sees_personal_data())?;
+            let personal = who.role.sees_personal_data();
+            if personal {
+                let mut conn = edge.pool.acquire().await?;
+                crate::auth::audit(
+                    &mut conn,
+                    &who.key_id,
+                    "customer.personal_data_read",
+                    &id,
+                    serde_json::json!({}),
+                )
+                .await?;
+            }
+            let mut v = view(&row, personal)?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("version".into(), version.into());
                 o.insert("update_id".into(), update.update_id.clone().into());
@@ -499,10 +511,28 @@ pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) 
             c.customer_id
         )));
     }
+    // The id is claimed for this key before it is published: another key registering the same
+    // id before the book has stored it is refused too (a retry by the same key goes on).
+    let claimed: Option<String> = sqlx::query_scalar(
+        "WITH ins AS (INSERT INTO customer_registrations (customer_id, key_id) VALUES ($1, $2) \
+           ON CONFLICT DO NOTHING RETURNING key_id) \
+         SELECT key_id FROM ins UNION ALL \
+         SELECT key_id FROM customer_registrations WHERE customer_id = $1 LIMIT 1",
+    )
+    .bind(&c.customer_id)
+    .bind(&who.key_id)
+    .fetch_optional(&edge.pool)
+    .await?;
+    if claimed.as_deref() != Some(who.key_id.as_str()) {
+        return Err(ApiError::conflict(format!(
+            "customer {} is already being registered; registering it again changes nothing",
+            c.customer_id
+        )));
+    }
     let bytes = schemas::encode(&c).map_err(|e| ApiError::internal("encoding customer", &e))?;
     publish(&edge, &c.customer_id, &bytes, "customer").await?;
     tracing::info!(key_id = %who.key_id, customer_id = %c.customer_id, "Customer registered");
-    // Who registered whom: the audit trail, and the scope of an originator key.
+    // Who registered whom, in the audit trail.
     let mut conn = edge.pool.acquire().await?;
     crate::auth::audit(
         &mut conn,

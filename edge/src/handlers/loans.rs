@@ -137,6 +137,7 @@ async fn from_seed(edge: &Edge, seed: SeedApply) -> Result<LoanApplication, ApiE
 pub async fn apply(edge: Arc<Edge>, who: Principal, body: serde_json::Value) -> Answer {
     let given_time = body.get("submitted_at").is_some();
     let app = application(&edge, body).await?;
+    super::customers::in_scope(&edge, &who, &app.customer_id).await?;
     if let Some(answer) = stored(&edge, &app, given_time).await? {
         return Ok(answer);
     }
@@ -254,8 +255,9 @@ async fn served(edge: &Edge, who: &Principal, d: &Decision) -> Result<(), ApiErr
 
 /// `POST /api/whatif`: the champion's decision on a (modified) application, with reasons;
 /// nothing is published or stored.
-pub async fn whatif(edge: Arc<Edge>, _who: Principal, body: serde_json::Value) -> Answer {
+pub async fn whatif(edge: Arc<Edge>, who: Principal, body: serde_json::Value) -> Answer {
     let app = application(&edge, body).await?;
+    super::customers::in_scope(&edge, &who, &app.customer_id).await?;
     let models = edge
         .models
         .borrow()
@@ -296,19 +298,30 @@ fn outcome_filter(status: &str) -> Result<&'static str, ApiError> {
 }
 
 /// `GET /api/loans/applications?status&customer_id&limit&offset`.
-pub async fn applications(edge: Arc<Edge>, _who: Principal, page: Page) -> Answer {
+pub async fn applications(edge: Arc<Edge>, who: Principal, page: Page) -> Answer {
     let (limit, offset) = page.bounds(edge.settings.max_page)?;
     let outcome = page.status.as_deref().map(outcome_filter).transpose()?;
     api::filter_id("customer_id", page.customer_id.as_deref())?;
-    let filter = "WHERE ($1::text IS NULL OR d.decision = $1) \
-                  AND ($2::text IS NULL OR a.customer_id = $2)";
+    // A scoped originator sees the applications of the customers its key registered.
+    let only = super::customers::scoped(&edge, &who).then_some(who.key_id.as_str());
+    let filter = |mine: u8| {
+        format!(
+            "WHERE ($1::text IS NULL OR d.decision = $1) \
+               AND ($2::text IS NULL OR a.customer_id = $2) \
+               AND (${mine}::text IS NULL OR a.customer_id IN (SELECT customer_id \
+                 FROM customer_registrations WHERE key_id = ${mine}))"
+        )
+    };
     let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM applications a LEFT JOIN decisions d USING (application_id) {filter}"
+        "SELECT count(*) FROM applications a LEFT JOIN decisions d USING (application_id) {}",
+        filter(3)
     ))
     .bind(outcome)
     .bind(&page.customer_id)
+    .bind(only)
     .fetch_one(&edge.pool)
     .await?;
+    let filter = filter(5);
     let rows = sqlx::query(&format!(
         "SELECT a.application_id, a.customer_id, a.submitted_at, a.purpose, a.amount, \
            a.tenure_months, a.interest_rate_bps, d.decision, d.score, d.pd, d.grade, \
@@ -320,6 +333,7 @@ pub async fn applications(edge: Arc<Edge>, _who: Principal, page: Page) -> Answe
     .bind(&page.customer_id)
     .bind(limit)
     .bind(offset)
+    .bind(only)
     .fetch_all(&edge.pool)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -357,13 +371,24 @@ fn seed_status(decision: Option<&str>) -> &'static str {
 }
 
 /// `GET /api/loans/applications/{id}`: the application, its decision and reasons, and the loan.
-pub async fn application_detail(edge: Arc<Edge>, id: String, _who: Principal) -> Answer {
+pub async fn application_detail(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     api::known_id("application", &id)?;
-    let app: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT payload FROM applications WHERE application_id = $1")
+    let stored: Option<(serde_json::Value, String)> =
+        sqlx::query_as("SELECT payload, customer_id FROM applications WHERE application_id = $1")
             .bind(&id)
             .fetch_optional(&edge.pool)
             .await?;
+    if let Some((_, customer_id)) = &stored {
+        match super::customers::in_scope(&edge, &who, customer_id).await {
+            Err(e) if e.status == StatusCode::NOT_FOUND => {
+                return Err(ApiError::not_found(format!("no application {id}")));
+            }
+            other => other?,
+        }
+    } else if super::customers::scoped(&edge, &who) {
+        return Err(ApiError::not_found(format!("no application {id}")));
+    }
+    let app: Option<serde_json::Value> = stored.map(|(payload, _)| payload);
     let d = sqlx::query(
         "SELECT customer_id, decided_at, model_version, pd, score, grade, decision, rule_hits, \
            emi, foir, ltv, challenger_version, challenger_pd \
