@@ -99,17 +99,16 @@ pub async fn get(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     .ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
     let personal = who.role.sees_personal_data();
     if personal {
-        let mut conn = edge.pool.acquire().await?;
-        crate::auth::audit(
-            &mut conn,
-            &who.key_id,
-            "customer.personal_data_read",
-            &id,
-            serde_json::json!({}),
-        )
-        .await?;
+        audited(&edge, &who, "customer.personal_data_read", &id).await?;
     }
     ok(&view(&row, personal)?)
+}
+
+/// Write an audit row: `who` did `action` on customer `id`.
+async fn audited(edge: &Edge, who: &Principal, action: &str, id: &str) -> Result<(), ApiError> {
+    let mut conn = edge.pool.acquire().await?;
+    crate::auth::audit(&mut conn, &who.key_id, action, id, serde_json::json!({})).await?;
+    Ok(())
 }
 
 /// Whether `who` is an originator confined to the customers it registered.
@@ -274,15 +273,7 @@ pub async fn change(
             .await?;
             let personal = who.role.sees_personal_data();
             if personal {
-                let mut conn = edge.pool.acquire().await?;
-                crate::auth::audit(
-                    &mut conn,
-                    &who.key_id,
-                    "customer.personal_data_read",
-                    &id,
-                    serde_json::json!({}),
-                )
-                .await?;
+                audited(&edge, &who, "customer.personal_data_read", &id).await?;
             }
             let mut v = view(&row, personal)?;
             if let Some(o) = v.as_object_mut() {
@@ -351,15 +342,7 @@ pub async fn history(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
             "before": before,
         }));
     }
-    let mut conn = edge.pool.acquire().await?;
-    crate::auth::audit(
-        &mut conn,
-        &who.key_id,
-        "customer.history_read",
-        &id,
-        serde_json::json!({}),
-    )
-    .await?;
+    audited(&edge, &who, "customer.history_read", &id).await?;
     ok(&serde_json::json!({
         "customer_id": id,
         "registered_at": registered,
@@ -533,16 +516,7 @@ pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) 
     publish(&edge, &c.customer_id, &bytes, "customer").await?;
     tracing::info!(key_id = %who.key_id, customer_id = %c.customer_id, "Customer registered");
     // Who registered whom, in the audit trail.
-    let mut conn = edge.pool.acquire().await?;
-    crate::auth::audit(
-        &mut conn,
-        &who.key_id,
-        "customer.registered",
-        &c.customer_id,
-        serde_json::json!({}),
-    )
-    .await?;
-    drop(conn);
+    audited(&edge, &who, "customer.registered", &c.customer_id).await?;
     let started = Instant::now();
     let deadline = crate::ms(edge.settings.customer_timeout_ms);
     while started.elapsed() < deadline {
