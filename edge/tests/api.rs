@@ -3,71 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
 
+use common::{spawn_edge, Harness};
 use edge::auth::{create_key, Role};
-use edge::{Edge, EdgeSettings};
-use runtime::kafka::EmbeddedKafka;
-use runtime::postgres::{connect, ScratchDatabase};
-use runtime::settings::Topics;
+use edge::EdgeSettings;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-
-struct Harness {
-    _kafka: EmbeddedKafka,
-    _db: ScratchDatabase,
-    edge: Arc<Edge>,
-    /// The migrating role's pool, for seeding what other stages write.
-    owner: sqlx::PgPool,
-    admin: String,
-    analyst: String,
-    originator: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn spawn_edge(settings: EdgeSettings) -> Harness {
-    let topics = Topics::default();
-    let kafka = EmbeddedKafka::start(1, &topics.all()).unwrap();
-    let db = ScratchDatabase::create().await.unwrap();
-    let pool = connect(&db.url, 4).await.unwrap();
-    portfolio_aggregator::db::migrate(&pool).await.unwrap();
-    // The edge runs with its stage's role only, as a deployment grants it.
-    let edge_pool = connect(&db.login_as("credit_risk_edge").await.unwrap(), 4)
-        .await
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let edge = edge::build(
-        edge_pool.clone(),
-        kafka.bootstrap_servers(),
-        topics,
-        settings,
-        risk_core::settings::DomainSettings::default(),
-        prometheus::Registry::new(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let key = |role| {
-        let pool = edge_pool.clone();
-        async move { create_key(&pool, role, "test", "test").await.unwrap().key }
-    };
-    Harness {
-        admin: key(Role::Admin).await,
-        analyst: key(Role::Analyst).await,
-        originator: key(Role::Originator).await,
-        _kafka: kafka,
-        _db: db,
-        edge,
-        owner: pool,
-        shutdown,
-    }
-}
 
 impl Harness {
     async fn call(

@@ -6,64 +6,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edge::auth::{create_key, Role};
-use edge::{Edge, EdgeSettings};
-use runtime::kafka::EmbeddedKafka;
-use runtime::postgres::{connect, ScratchDatabase};
-use runtime::settings::Topics;
+mod common;
+
+use common::spawn_edge;
+use edge::EdgeSettings;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
-
-struct Harness {
-    _kafka: EmbeddedKafka,
-    _db: ScratchDatabase,
-    edge: Arc<Edge>,
-    /// A pool of the test's own, beside the edge's.
-    pool: PgPool,
-    analyst: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn spawn_edge(settings: EdgeSettings) -> Harness {
-    let topics = Topics::default();
-    let kafka = EmbeddedKafka::start(1, &topics.all()).unwrap();
-    let db = ScratchDatabase::create().await.unwrap();
-    let pool = connect(&db.url, 2).await.unwrap();
-    portfolio_aggregator::db::migrate(&pool).await.unwrap();
-    let analyst = create_key(&pool, Role::Analyst, "test", "test")
-        .await
-        .unwrap()
-        .key;
-    let shutdown = CancellationToken::new();
-    let edge = edge::build(
-        connect(&db.url, 4).await.unwrap(),
-        kafka.bootstrap_servers(),
-        topics,
-        settings,
-        risk_core::settings::DomainSettings::default(),
-        prometheus::Registry::new(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    Harness {
-        _kafka: kafka,
-        _db: db,
-        edge,
-        pool,
-        analyst,
-        shutdown,
-    }
-}
 
 /// Transactions committed or rolled back in the test's database so far (every backend of the
 /// edge's pool must have reported: the pool is closed first).
@@ -103,7 +52,7 @@ async fn ten_thousand_unknown_keys_from_one_address_are_throttled_before_the_dat
     // The valid key is known before the flood (an answer other than 401 or 429).
     let ok = get(h.analyst.clone()).await;
     assert!(ok != 401 && ok != 429, "{ok}");
-    let before = transactions(&h.pool).await;
+    let before = transactions(&h.owner).await;
     let (mut unauthorized, mut throttled) = (0, 0);
     for n in 0..10_000u32 {
         match get(format!("cr_k{n:05}_{:032x}", u128::from(n) * 7919)).await {
@@ -125,7 +74,7 @@ async fn ten_thousand_unknown_keys_from_one_address_are_throttled_before_the_dat
     // Every backend of the edge's pool reports its transactions when it exits.
     h.edge.pool.close().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = transactions(&h.pool).await;
+    let after = transactions(&h.owner).await;
     assert!(
         after - before < 1_000,
         "{} transactions for 10,000 unknown keys",

@@ -417,7 +417,8 @@ async fn apply_customer_updates(
     out: &mut BatchOutcome,
 ) -> Result<(), sqlx::Error> {
     for &(i, u) in updates {
-        let changes = serde_json::to_value(u).unwrap_or_default();
+        let changes = serde_json::to_value(u)
+            .map_err(|e| sqlx::Error::Protocol(format!("a customer change as JSON: {e}")))?;
         let row = sqlx::query!(
             "WITH prev AS (SELECT c.* FROM customers c WHERE c.customer_id = $2 FOR UPDATE), \
              ins AS (INSERT INTO customer_changes (update_id, customer_id, version, changed_at, \

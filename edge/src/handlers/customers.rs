@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use rdkafka::producer::FutureRecord;
-use schemas::{CustomerRegistered, CustomerUpdated, Residence};
+use schemas::{CustomerRegistered, CustomerUpdated, EmploymentType, Residence};
 use sqlx::Row;
 use warp::http::StatusCode;
 
@@ -137,6 +137,48 @@ pub(crate) async fn in_scope(edge: &Edge, who: &Principal, id: &str) -> Result<(
     }
 }
 
+/// An employment label as registrations and changes accept it.
+fn employment_of(label: &str) -> Result<EmploymentType, ApiError> {
+    api::employment(label).ok_or_else(|| {
+        ApiError::invalid_field(
+            "employment_type",
+            "employment_type must be salaried, self_employed, business, retired or other",
+        )
+    })
+}
+
+/// A residence label as registrations and changes accept it.
+fn residence_of(label: &str) -> Result<Residence, ApiError> {
+    api::residence(label).ok_or_else(|| {
+        ApiError::invalid_field(
+            "residence",
+            "residence must be own, rent, mortgaged or family",
+        )
+    })
+}
+
+fn years_employed(y: f32) -> Result<(), ApiError> {
+    if (0.0..=80.0).contains(&y) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            "years_employed",
+            "years_employed must be 0-80",
+        ))
+    }
+}
+
+fn dependents(d: i32) -> Result<(), ApiError> {
+    if (0..=20).contains(&d) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            "dependents",
+            "dependents must be 0-20",
+        ))
+    }
+}
+
 /// A change body → the event, checked field by field with the registration's rules.
 pub fn change_of(
     id: &str,
@@ -161,39 +203,14 @@ pub fn change_of(
     if let Some(r) = &body.reason {
         api::plain_text("reason", r, 500)?;
     }
-    if body
-        .years_employed
-        .is_some_and(|y| !(0.0..=80.0).contains(&y))
-    {
-        return Err(ApiError::invalid_field(
-            "years_employed",
-            "years_employed must be 0-80",
-        ));
-    }
-    if body.dependents.is_some_and(|d| !(0..=20).contains(&d)) {
-        return Err(ApiError::invalid_field(
-            "dependents",
-            "dependents must be 0-20",
-        ));
-    }
-    let employment_type = match &body.employment_type {
-        Some(e) => Some(api::employment(e).ok_or_else(|| {
-            ApiError::invalid_field(
-                "employment_type",
-                "employment_type must be salaried, self_employed, business, retired or other",
-            )
-        })?),
-        None => None,
-    };
-    let residence = match &body.residence {
-        Some(r) => Some(api::residence(r).ok_or_else(|| {
-            ApiError::invalid_field(
-                "residence",
-                "residence must be own, rent, mortgaged or family",
-            )
-        })?),
-        None => None,
-    };
+    body.years_employed.map(years_employed).transpose()?;
+    body.dependents.map(dependents).transpose()?;
+    let employment_type = body
+        .employment_type
+        .as_deref()
+        .map(employment_of)
+        .transpose()?;
+    let residence = body.residence.as_deref().map(residence_of).transpose()?;
     let update = CustomerUpdated {
         update_id: format!("U-{}", uuid::Uuid::new_v4().simple()),
         customer_id: id.to_string(),
@@ -407,18 +424,8 @@ pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> 
     if let Some(e) = &body.employer_name {
         api::plain_text("employer_name", e, 200)?;
     }
-    let employment_type = api::employment(&body.employment_type).ok_or_else(|| {
-        ApiError::invalid_field(
-            "employment_type",
-            "employment_type must be salaried, self_employed, business, retired or other",
-        )
-    })?;
-    let residence: Residence = api::residence(&body.residence).ok_or_else(|| {
-        ApiError::invalid_field(
-            "residence",
-            "residence must be own, rent, mortgaged or family",
-        )
-    })?;
+    let employment_type = employment_of(&body.employment_type)?;
+    let residence = residence_of(&body.residence)?;
     let monthly_income = match (body.monthly_income, body.annual_income) {
         (Some(m), _) => api::to_minor("monthly_income", m)?,
         (None, Some(a)) => api::to_minor("annual_income", a)? / 12,
@@ -440,18 +447,8 @@ pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> 
             "age (or date_of_birth) is required and must be 18-100",
         ));
     }
-    if !(0.0..=80.0).contains(&body.years_employed) {
-        return Err(ApiError::invalid_field(
-            "years_employed",
-            "years_employed must be 0-80",
-        ));
-    }
-    if !(0..=20).contains(&body.dependents) {
-        return Err(ApiError::invalid_field(
-            "dependents",
-            "dependents must be 0-20",
-        ));
-    }
+    years_employed(body.years_employed)?;
+    dependents(body.dependents)?;
     if body.region.is_empty() || body.region.len() > 64 {
         return Err(ApiError::invalid_field(
             "region",
