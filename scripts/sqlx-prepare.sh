@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The aggregator's SQL is checked against its schema when it compiles: each query's
-# description is kept in portfolio-aggregator/.sqlx, which builds read (no database needed).
+# The book's SQL is checked against its schema when it compiles: each query's
+# description is kept in book/.sqlx, which builds read (no database needed).
 # This script rebuilds that data from the migrations; with --check it fails instead when the
 # committed data differs (a query or a migration changed without it).
 # Needs a PostgreSQL server to create a scratch database on: TEST_DATABASE_URL, as the tests
@@ -26,23 +26,23 @@ cleanup() {
 trap cleanup EXIT
 psql "$server" -qc "CREATE DATABASE $db"
 url="${server%/*}/$db"
-for migration in portfolio-aggregator/migrations/*.sql; do
+for migration in book/migrations/*.sql; do
   psql "$url" -q -v ON_ERROR_STOP=1 -f "$migration" >/dev/null
 done
 # Expand the query macros again, online, saving each query's description.
-touch portfolio-aggregator/src/lib.rs
+touch book/src/lib.rs
 SQLX_OFFLINE=false DATABASE_URL="$url" SQLX_OFFLINE_DIR="$out" \
-  cargo check --locked --quiet -p portfolio-aggregator
+  cargo check --locked --quiet -p book
 if $check; then
-  if ! diff -r portfolio-aggregator/.sqlx "$out" >/dev/null; then
-    diff -r portfolio-aggregator/.sqlx "$out" | head -n 40 >&2 || true
-    echo "portfolio-aggregator/.sqlx is out of date: run scripts/sqlx-prepare.sh and commit it." >&2
+  if ! diff -r book/.sqlx "$out" >/dev/null; then
+    diff -r book/.sqlx "$out" | head -n 40 >&2 || true
+    echo "book/.sqlx is out of date: run scripts/sqlx-prepare.sh and commit it." >&2
     exit 1
   fi
-  echo "portfolio-aggregator/.sqlx matches the queries and the migrations."
+  echo "book/.sqlx matches the queries and the migrations."
 else
-  rm -rf portfolio-aggregator/.sqlx
-  mkdir -p portfolio-aggregator/.sqlx
-  cp "$out"/query-*.json portfolio-aggregator/.sqlx/
-  echo "Wrote $(ls portfolio-aggregator/.sqlx | wc -l) query descriptions to portfolio-aggregator/.sqlx."
+  rm -rf book/.sqlx
+  mkdir -p book/.sqlx
+  cp "$out"/query-*.json book/.sqlx/
+  echo "Wrote $(ls book/.sqlx | wc -l) query descriptions to book/.sqlx."
 fi

@@ -1,23 +1,14 @@
-//! `credit-risk`: the one binary. Parses the command line and hands over to the crates.
+//! `credit-risk`: the one binary. Parses the command line and hands each command's typed
+//! request to the crates (`commands/`, one file per command).
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
+use platform::Settings;
 
-mod bench;
-mod bench_aggregate;
-mod bench_http;
-mod bench_train;
-mod demo;
-mod edge_cmd;
-mod generate;
-mod ingest_cmd;
-mod settings;
-mod stages;
-mod train_db;
+mod commands;
 
-use settings::Settings;
+use commands::{aggregate, demo, generate, ingest, keys, score, serve, train};
 
 /// Real-time credit risk: Kafka scoring, the loan book, NPA and IFRS 9 accounting.
 #[derive(Debug, Parser)]
@@ -46,30 +37,27 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Serve the REST API, the dashboard and /metrics (KAFKA_BROKERS and DATABASE_URL, else
     /// embedded ones).
-    Serve(edge_cmd::ServeArgs),
+    Serve(serve::ServeArgs),
     /// API keys: create (printed once, stored hashed), list, revoke.
     #[command(subcommand)]
-    Keys(edge_cmd::KeysCommand),
+    Keys(keys::KeysCommand),
     /// Generate a synthetic loan history with known ground truth (a true PD per application),
     /// to files or to the Kafka topics; prints a summary with the best achievable AUC.
     Generate(generate::GenerateArgs),
     /// Applications as an LOS sends them (JSON on the raw topic, or a JSON Lines file) checked
     /// into the Avro applications topic; the rest dead-lettered with the reason.
-    Ingest(ingest_cmd::IngestArgs),
+    Ingest(ingest::IngestArgs),
     /// Score applications from Kafka into decisions with reason codes (consumer group; scale
     /// out by running more).
-    Score(stages::ScoreArgs),
+    Score(score::ScoreArgs),
     /// Keep the loan book in PostgreSQL from decisions and loan events: delinquency, IRAC
     /// classes, IFRS 9 stages, provisions, ECL and the daily portfolio snapshot (consumer group;
     /// exactly-once into PostgreSQL).
-    Aggregate(stages::AggregateArgs),
+    Aggregate(aggregate::AggregateArgs),
     /// Train XGBoost: from the loan book in PostgreSQL (out-of-time evaluation, registry,
     /// promotion when better), a servable artifact from generated data, or stratified
     /// cross-validation on any CSV.
-    Train(stages::TrainArgs),
-    /// Benchmarks.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Train(train::TrainArgs),
     /// Print the effective settings (defaults < file < environment) as TOML; secrets redacted.
     Config {
         /// Print the compiled-in defaults only.
@@ -85,90 +73,19 @@ fn main() -> anyhow::Result<()> {
         _ => runtime::settings::load(cli.config.as_deref())?,
     };
     runtime::telemetry::init(&settings.infra.telemetry);
+    let run = || tokio::runtime::Runtime::new();
     match cli.command {
-        Command::Config { .. } => {
-            let mut shown = settings;
-            if shown.infra.database.url.is_some() {
-                shown.infra.database.url = Some(runtime::settings::Secret::new("<redacted>"));
-            }
-            print!(
-                "{}",
-                toml::to_string_pretty(&shown).context("rendering settings")?
-            );
-            Ok(())
-        }
-        Command::Infra { kafka_only } => {
-            tokio::runtime::Runtime::new()?.block_on(infra(settings, !kafka_only))
-        }
+        Command::Config { .. } => commands::config::run(settings),
         Command::Generate(args) => generate::run(args, settings),
-        Command::Demo(args) => tokio::runtime::Runtime::new()?.block_on(demo::run(args, settings)),
-        Command::Serve(args) => {
-            tokio::runtime::Runtime::new()?.block_on(edge_cmd::serve(args, settings))
+        Command::Infra { kafka_only } => {
+            run()?.block_on(commands::infra::run(settings, kafka_only))
         }
-        Command::Keys(k) => tokio::runtime::Runtime::new()?.block_on(edge_cmd::keys(k, settings)),
-        Command::Ingest(args) => {
-            tokio::runtime::Runtime::new()?.block_on(ingest_cmd::run(args, settings))
-        }
-        Command::Score(args) => {
-            tokio::runtime::Runtime::new()?.block_on(stages::score(args, settings))
-        }
-        Command::Aggregate(args) => {
-            tokio::runtime::Runtime::new()?.block_on(stages::aggregate(args, settings))
-        }
-        Command::Train(args) => {
-            tokio::runtime::Runtime::new()?.block_on(stages::train(args, settings))
-        }
-        Command::Bench(b) => tokio::runtime::Runtime::new()?.block_on(bench::run(b, settings)),
+        Command::Demo(args) => run()?.block_on(demo::run(args, settings)),
+        Command::Serve(args) => run()?.block_on(serve::run(args, settings)),
+        Command::Keys(k) => run()?.block_on(keys::run(k, settings)),
+        Command::Ingest(args) => run()?.block_on(ingest::run(args, settings)),
+        Command::Score(args) => run()?.block_on(score::run(args, settings)),
+        Command::Aggregate(args) => run()?.block_on(aggregate::run(args, settings)),
+        Command::Train(args) => run()?.block_on(train::run(args, settings)),
     }
-}
-
-async fn infra(settings: Settings, with_database: bool) -> anyhow::Result<()> {
-    let shutdown = runtime::shutdown::on_signals();
-    let infra = runtime::infra::Infra::start(&settings.infra, with_database)
-        .await
-        .context("starting infrastructure")?;
-    if infra.embedded_kafka().is_none() {
-        check_kafka(&infra.brokers).await?;
-    }
-    if let (None, Some(url)) = (infra.embedded_postgres(), &infra.database_url) {
-        let pool = runtime::postgres::connect(url, 1).await?;
-        sqlx::query("SELECT 1")
-            .execute(&pool)
-            .await
-            .context("checking PostgreSQL")?;
-        pool.close().await;
-    }
-    println!("Kafka bootstrap servers: {}", infra.brokers);
-    if let Some(pg) = infra.embedded_postgres() {
-        println!("PostgreSQL: {}", pg.url().masked());
-        println!("PostgreSQL data directory: {}", pg.data_dir().display());
-    } else if infra.database_url.is_some() {
-        println!("PostgreSQL: configured by DATABASE_URL");
-    }
-    println!("Press Ctrl-C to stop.");
-    shutdown.cancelled().await;
-    let data_dir = infra
-        .embedded_postgres()
-        .map(|pg| pg.data_dir().to_path_buf());
-    infra.stop();
-    if let Some(dir) = data_dir {
-        println!("Stopped. The database is kept in {}", dir.display());
-    }
-    Ok(())
-}
-
-/// Fetch cluster metadata from configured brokers, so a wrong address fails here, clearly.
-async fn check_kafka(brokers: &str) -> anyhow::Result<()> {
-    let brokers = brokers.to_string();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        use rdkafka::producer::{BaseProducer, Producer};
-        let producer: BaseProducer = runtime::kafka::producer_config(&brokers).create()?;
-        let metadata = producer
-            .client()
-            .fetch_metadata(None, std::time::Duration::from_secs(10))
-            .with_context(|| format!("no Kafka broker answers at {brokers}"))?;
-        tracing::info!(brokers = metadata.brokers().len(), "Kafka reachable");
-        Ok(())
-    })
-    .await?
 }

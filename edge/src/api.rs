@@ -4,8 +4,8 @@
 //! beside them. Amounts in responses are integer minor units (paise for INR); amounts in the
 //! seed's request bodies are currency units with at most two decimals, as the seed took them.
 
+use book::queries::PortfolioSummary;
 use chrono::{DateTime, NaiveDate, Utc};
-use portfolio_aggregator::queries::PortfolioSummary;
 use schemas::{Bureau, Decision, EmploymentType, Outcome, Purpose, Reason, Residence};
 use serde::{Deserialize, Serialize};
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use book::keys;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -105,110 +106,43 @@ pub async fn create_key_until(
     actor: &str,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<CreatedKey, sqlx::Error> {
-    let mut rng = rand::thread_rng();
-    let mut id = [0u8; 6];
-    let mut secret = [0u8; 24];
-    rng.fill_bytes(&mut id);
-    rng.fill_bytes(&mut secret);
-    let key_id = hex::encode(id);
-    let key = format!("cr_{key_id}_{}", hex::encode(secret));
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO api_keys (key_id, key_hash, role, label, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&key_id)
-    .bind(hash(&key))
-    .bind(role.as_str())
-    .bind(label)
-    .bind(expires_at)
-    .execute(&mut *tx)
-    .await?;
-    audit(
-        &mut tx,
+    let (key_id, key) = {
+        let mut rng = rand::thread_rng();
+        let mut id = [0u8; 6];
+        let mut secret = [0u8; 24];
+        rng.fill_bytes(&mut id);
+        rng.fill_bytes(&mut secret);
+        let key_id = hex::encode(id);
+        let key = format!("cr_{key_id}_{}", hex::encode(secret));
+        (key_id, key)
+    };
+    let key_hash = hash(&key);
+    keys::create(
+        pool,
+        &keys::NewKey {
+            key_id: &key_id,
+            key_hash: &key_hash,
+            role: role.as_str(),
+            label,
+            expires_at,
+        },
         actor,
-        "key.created",
-        &key_id,
-        serde_json::json!({ "role": role.as_str(), "label": label, "expires_at": expires_at }),
     )
     .await?;
-    tx.commit().await?;
     Ok(CreatedKey { key_id, key, role })
 }
 
 /// Revoke a key; false when there was no such active key.
 pub async fn revoke_key(pool: &PgPool, key_id: &str, actor: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let n = sqlx::query(
-        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(key_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n > 0 {
-        audit(&mut tx, actor, "key.revoked", key_id, serde_json::json!({})).await?;
-    }
-    tx.commit().await?;
-    Ok(n > 0)
+    keys::revoke(pool, key_id, actor).await
 }
 
 /// One key as listed (never its secret or hash).
-#[derive(Debug, Clone, Serialize)]
-pub struct KeyInfo {
-    /// Public id.
-    pub key_id: String,
-    /// Role.
-    pub role: String,
-    /// What it is for.
-    pub label: String,
-    /// Created.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// Revoked, if it was.
-    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When it stops working, if ever.
-    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
-}
+pub use book::keys::KeyInfo;
 
 /// Every key, newest first.
 pub async fn list_keys(pool: &PgPool) -> Result<Vec<KeyInfo>, sqlx::Error> {
-    use sqlx::Row;
-    let rows = sqlx::query(
-        "SELECT key_id, role, label, created_at, revoked_at, expires_at FROM api_keys \
-         ORDER BY created_at DESC",
-    )
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(KeyInfo {
-                key_id: r.try_get(0)?,
-                role: r.try_get(1)?,
-                label: r.try_get(2)?,
-                created_at: r.try_get(3)?,
-                revoked_at: r.try_get(4)?,
-                expires_at: r.try_get(5)?,
-            })
-        })
-        .collect()
-}
-
-/// Append an audit-log row inside `tx`.
-pub async fn audit(
-    tx: &mut sqlx::PgConnection,
-    actor: &str,
-    action: &str,
-    subject: &str,
-    details: serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO audit_log (actor, action, subject, details) VALUES ($1, $2, $3, $4)")
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(details)
-        .execute(tx)
-        .await?;
-    Ok(())
+    keys::list(pool).await
 }
 
 /// A verified key: who, when it was looked up, and when it expires.
@@ -275,15 +209,17 @@ impl Keys {
                     e
                 })?;
         }
-        let row: Option<(String, String, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
-            "SELECT key_id, role, expires_at FROM api_keys WHERE key_hash = $1 \
-                   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
-        )
-        .bind(&h)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((principal, expires_at)) = row.and_then(|(key_id, role, expires_at)| {
-            Role::parse(&role).map(|role| (Principal { key_id, role }, expires_at))
+        let row = keys::active(&self.pool, &h).await?;
+        let Some((principal, expires_at)) = row.and_then(|k| {
+            Role::parse(&k.role).map(|role| {
+                (
+                    Principal {
+                        key_id: k.key_id,
+                        role,
+                    },
+                    k.expires_at,
+                )
+            })
         }) else {
             if let Ok(mut cache) = self.cache.lock() {
                 cache.remove(&h);

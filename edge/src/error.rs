@@ -140,12 +140,25 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<portfolio_aggregator::queries::QueryError> for ApiError {
-    fn from(e: portfolio_aggregator::queries::QueryError) -> Self {
-        use portfolio_aggregator::queries::QueryError;
+impl From<book::queries::QueryError> for ApiError {
+    fn from(e: book::queries::QueryError) -> Self {
+        use book::queries::QueryError;
         match e {
             QueryError::NoClosedDay(_) => Self::not_found(e.to_string()),
             QueryError::Database(d) => d.into(),
+            QueryError::Snapshot { .. } => Self::internal("the portfolio snapshot", &e),
+        }
+    }
+}
+
+impl From<book::registry::RegistryError> for ApiError {
+    fn from(e: book::registry::RegistryError) -> Self {
+        use book::registry::RegistryError;
+        match e {
+            RegistryError::NotFound(_) => Self::not_found(e.to_string()),
+            RegistryError::FeatureSet { .. } => Self::conflict(e.to_string()),
+            RegistryError::Database(d) => d.into(),
+            RegistryError::Artifact { .. } => Self::internal("model registry", &e),
         }
     }
 }

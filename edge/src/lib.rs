@@ -5,14 +5,21 @@
 //! The edge never writes the book: it publishes customers and applications to Kafka and reads
 //! what the aggregator keeps in PostgreSQL. It writes only API keys and the audit log.
 //!
+//! Every statement against the database is a typed function of the `book` crate; the edge
+//! holds no SQL.
+//!
 //! # Layout
-//! - [`routes`]: the route table (the one list the router, the metrics labels and the OpenAPI
-//!   test share) and the filters.
+//! - [`route_table`]: the route table, the one list of route facts (method, path, roles) that
+//!   the router, the metrics labels and the OpenAPI document read.
+//! - [`routes`]: the warp filters serving the table's routes (uses [`route_table`] and
+//!   [`openapi`]).
+//! - [`openapi`]: `/openapi.json`, built from [`route_table`].
 //! - [`handlers`]: one module per resource.
 //! - [`api`]: request and response bodies, and the seed's shapes.
 //! - [`auth`]: keys, roles, rate limits. [`error`]: the JSON error shape and `recover`.
 //! - [`decisions`]: waiting for the decision on a published application.
-//! - [`openapi`]: `/openapi.json`. [`dashboard`]: the page at `/`. [`metrics`]: `edge_*`.
+//! - [`cache`]: portfolio answers kept in memory for a moment.
+//! - [`dashboard`]: the page at `/`. [`metrics`]: `edge_*`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +43,7 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
+pub mod route_table;
 pub mod routes;
 
 /// Edge settings (`[edge]`; the listen address is `[infra.http] bind`).

@@ -1,9 +1,9 @@
-//! `/openapi.json`: OpenAPI 3.0 built from [`ROUTES`](crate::routes::ROUTES), so a route cannot
-//! be served without being documented (a test checks both directions).
+//! `/openapi.json`: OpenAPI 3.0 built from the route table, [`ROUTES`], so a route cannot be
+//! served without being documented (a test checks both directions).
 
 use serde_json::{json, Map, Value};
 
-use crate::routes::ROUTES;
+use crate::route_table::ROUTES;
 
 /// Names: ASCII letters, space, `.`, `'`, `-`, and letters of other scripts.
 const NAME_PATTERN: &str = "^[A-Za-z .'\u{C0}-\u{FFFF}-]{1,200}$";

@@ -295,12 +295,12 @@ async fn the_openapi_document_lists_every_route_and_every_route_is_served() {
                 .map(move |m| (m.to_uppercase(), p.clone()))
         })
         .collect();
-    let table: std::collections::BTreeSet<(String, String)> = edge::routes::ROUTES
+    let table: std::collections::BTreeSet<(String, String)> = edge::route_table::ROUTES
         .iter()
         .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
     assert_eq!(documented, table);
-    for r in edge::routes::ROUTES {
+    for r in edge::route_table::ROUTES {
         let path = r
             .path
             .replace("{file}", "app.js")
@@ -525,25 +525,22 @@ async fn a_customer_change_is_published_kept_in_history_and_audited() {
     assert_eq!(update.changed_fields(), vec!["email", "monthly_income"]);
 
     // The aggregator applies it as it reads it off the topic.
-    let incoming = portfolio_aggregator::message::Incoming {
-        source: portfolio_aggregator::message::Source::Customers,
+    let incoming = book::message::Incoming {
+        source: book::message::Source::Customers,
         topic: h.edge.topics.customers.clone(),
         partition: 0,
         offset: 0,
         key: None,
-        payload: portfolio_aggregator::message::parse(
-            portfolio_aggregator::message::Source::Customers,
-            &bytes,
-        ),
+        payload: book::message::parse(book::message::Source::Customers, &bytes),
         bytes,
     };
-    let ctx = portfolio_aggregator::apply::ApplyContext {
+    let ctx = book::write::ApplyContext {
         group: "test".into(),
         event_partitions: 1,
         domain: risk_core::settings::DomainSettings::default(),
     };
     let mut tx = h.owner.begin().await.unwrap();
-    let out = portfolio_aggregator::apply::apply_batch(&mut tx, &ctx, &[incoming])
+    let out = book::write::apply_batch(&mut tx, &ctx, &[incoming])
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -16,21 +16,22 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use book::message::{Incoming, Payload, Source};
+use book::queries::{
+    Group, LoanDistribution, NpaAnalysis, PortfolioSummary, RepaymentStats, RiskConcentration,
+    RollRates, Trend, Vintages,
+};
+use book::scratch::ScratchDatabase;
+use book::write::{apply_batch, outcome_symbol, ApplyContext};
 use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
 use edge::auth::{create_key, Role};
 use edge::EdgeSettings;
 use ingest::generator::sink::MemorySink;
 use ingest::generator::GeneratorSettings;
-use portfolio_aggregator::apply::{apply_batch, outcome_symbol, ApplyContext};
-use portfolio_aggregator::message::{Incoming, Payload, Source};
-use portfolio_aggregator::queries::{
-    Group, LoanDistribution, NpaAnalysis, PortfolioSummary, RepaymentStats, RiskConcentration,
-    RollRates, Trend, Vintages,
-};
 use risk_core::book::{Book, Disbursal, Loan, LoanState};
 use risk_core::settings::DomainSettings;
 use runtime::kafka::EmbeddedKafka;
-use runtime::postgres::{connect, ScratchDatabase};
+use runtime::postgres::connect;
 use runtime::settings::Topics;
 use schemas::{LoanEvent, LoanEventBody};
 use serde::de::DeserializeOwned;
@@ -361,7 +362,7 @@ async fn every_portfolio_figure_reconciles_with_the_raw_book_on_its_business_dat
     let kafka = EmbeddedKafka::start(1, &topics.all()).unwrap();
     let db = ScratchDatabase::create().await.unwrap();
     let pool = connect(&db.url, 4).await.unwrap();
-    portfolio_aggregator::db::migrate(&pool).await.unwrap();
+    book::db::migrate(&pool).await.unwrap();
     let ctx = ApplyContext {
         group: "reconciliation".into(),
         event_partitions: 1,

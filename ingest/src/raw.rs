@@ -46,9 +46,9 @@ pub fn parse(bytes: &[u8]) -> Result<LoanApplication, Refusal> {
         class: "invalid",
         message: e.to_string(),
     })?;
-    schemas::validate::check(&app).map_err(|message| Refusal {
+    schemas::validate::check(&app).map_err(|e| Refusal {
         class: "invalid",
-        message,
+        message: e.message,
     })?;
     Ok(app)
 }

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub npa_ratio: Gauge,
     /// Failed attempts to commit a batch (the database unreachable), retried with backoff.
     pub retries: IntCounter,
+    /// Reads of the book outside a batch that failed (stored offsets, closed days); each is
+    /// retried at the next poll.
+    pub database_errors: IntCounter,
 }
 
 impl Metrics {
@@ -90,6 +93,10 @@ impl Metrics {
                 "aggregator_batch_retries_total",
                 "Failed attempts to commit a batch, retried with backoff.",
             )?,
+            database_errors: IntCounter::new(
+                "aggregator_database_read_errors_total",
+                "Reads of the book outside a batch that failed (retried at the next poll).",
+            )?,
         };
         registry.register(Box::new(m.applied.clone()))?;
         registry.register(Box::new(m.skipped.clone()))?;
@@ -102,6 +109,7 @@ impl Metrics {
         registry.register(Box::new(m.consumer_lag.clone()))?;
         registry.register(Box::new(m.npa_ratio.clone()))?;
         registry.register(Box::new(m.retries.clone()))?;
+        registry.register(Box::new(m.database_errors.clone()))?;
         Ok(m)
     }
 }

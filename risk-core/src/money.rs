@@ -37,6 +37,11 @@ pub fn div_round(numerator: i128, denominator: i128) -> Minor {
     i64::try_from(q).unwrap_or(if q > 0 { i64::MAX } else { i64::MIN })
 }
 
+/// A rate outside `0..=RateBps::MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interest rate {0} bps is outside 0..=10000")]
+pub struct RateOutOfRange(pub i32);
+
 /// An annual interest rate in basis points (`950` = 9.50% p.a.).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RateBps(i32);
@@ -46,14 +51,11 @@ impl RateBps {
     pub const MAX: i32 = 10_000;
 
     /// Parse a rate in basis points; negative or above [`RateBps::MAX`] is refused.
-    pub fn parse(bps: i32) -> Result<Self, String> {
+    pub fn parse(bps: i32) -> Result<Self, RateOutOfRange> {
         if (0..=Self::MAX).contains(&bps) {
             Ok(Self(bps))
         } else {
-            Err(format!(
-                "interest rate {bps} bps is outside 0..={}",
-                Self::MAX
-            ))
+            Err(RateOutOfRange(bps))
         }
     }
 

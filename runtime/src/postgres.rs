@@ -53,84 +53,33 @@ pub enum PgError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The database URL does not parse (the URL itself is a secret and is not shown).
+    #[error("the database URL does not parse")]
+    BadUrl,
     /// Connecting failed.
-    #[error("cannot connect to PostgreSQL: {0}")]
-    Connect(String),
+    #[error("cannot connect to PostgreSQL")]
+    Connect(#[source] sqlx::Error),
+    /// A statement of the server's administration (creating a database or a login) failed.
+    #[error("PostgreSQL refused {what}")]
+    Admin {
+        /// What was asked.
+        what: String,
+        /// The server's answer.
+        #[source]
+        source: sqlx::Error,
+    },
 }
 
 /// Open a pool on `url`. The URL is a secret and never appears in the error.
 pub async fn connect(url: &Secret, max_connections: u32) -> Result<PgPool, PgError> {
-    let options: PgConnectOptions = url
-        .expose()
-        .parse()
-        .map_err(|_| PgError::Connect("the database URL does not parse".into()))?;
+    let options: PgConnectOptions = url.expose().parse().map_err(|_| PgError::BadUrl)?;
     let options = options.log_statements(tracing::log::LevelFilter::Debug);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(|e| PgError::Connect(e.to_string()))
-}
-
-/// A database of its own for one test: a fresh database on the server named by
-/// `TEST_DATABASE_URL` when set (CI starts one), else a throw-away private cluster.
-#[derive(Debug)]
-pub struct ScratchDatabase {
-    /// URL of the fresh database.
-    pub url: Secret,
-    _cluster: Option<EmbeddedPostgres>,
-}
-
-impl ScratchDatabase {
-    /// Create the database (and the cluster, when no server is given).
-    pub async fn create() -> Result<Self, PgError> {
-        match std::env::var("TEST_DATABASE_URL") {
-            Ok(server) if !server.trim().is_empty() => {
-                let server = Secret::new(server);
-                let name = format!("t_{}", uuid_like());
-                let pool = connect(&server, 1).await?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&pool)
-                    .await
-                    .map_err(|e| PgError::Connect(e.to_string()))?;
-                pool.close().await;
-                let url = Secret::new(with_database(server.expose(), &name));
-                Ok(Self {
-                    url,
-                    _cluster: None,
-                })
-            }
-            _ => {
-                let cluster = EmbeddedPostgres::start_ephemeral().await?;
-                Ok(Self {
-                    url: cluster.url().clone(),
-                    _cluster: Some(cluster),
-                })
-            }
-        }
-    }
-}
-
-impl ScratchDatabase {
-    /// A login for this database that holds only `stage_role`'s privileges (one of the roles
-    /// the migrations create, e.g. `credit_risk_edge`): its URL. Run the migrations first.
-    pub async fn login_as(&self, stage_role: &str) -> Result<Secret, PgError> {
-        let pool = connect(&self.url, 1).await?;
-        let database: String = sqlx::query_scalar("SELECT current_database()")
-            .fetch_one(&pool)
-            .await
-            .map_err(|e| PgError::Connect(e.to_string()))?;
-        let user = format!("{database}_{stage_role}");
-        sqlx::query(&format!(
-            "CREATE ROLE \"{user}\" LOGIN IN ROLE \"{stage_role}\""
-        ))
-        .execute(&pool)
-        .await
-        .map_err(|e| PgError::Connect(e.to_string()))?;
-        pool.close().await;
-        Ok(Secret::new(with_user(self.url.expose(), &user)))
-    }
+        .map_err(PgError::Connect)
 }
 
 /// `url` with its user replaced by `user` and no password.
@@ -273,10 +222,14 @@ impl EmbeddedPostgres {
     }
 
     async fn start_with(dir: &Path, ephemeral: bool) -> Result<Self, PgError> {
-        let dir = dir.to_path_buf();
+        let path = dir.to_path_buf();
+        let dir = path.clone();
         let pg = tokio::task::spawn_blocking(move || Self::start_blocking(&dir, ephemeral))
             .await
-            .map_err(|e| PgError::Connect(e.to_string()))??;
+            .map_err(|e| PgError::Io {
+                path,
+                source: std::io::Error::other(e),
+            })??;
         pg.create_database().await?;
         Ok(pg)
     }
@@ -323,26 +276,35 @@ impl EmbeddedPostgres {
         Ok(pg)
     }
 
+    /// Create the product database unless it exists, with the server's own `createdb`.
     async fn create_database(&self) -> Result<(), PgError> {
-        let admin = Secret::new(format!(
-            "postgres://postgres@127.0.0.1:{}/postgres",
-            self.port
-        ));
-        let pool = connect(&admin, 1).await?;
-        let exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-                .bind(DATABASE)
-                .fetch_optional(&pool)
-                .await
-                .map_err(|e| PgError::Connect(e.to_string()))?;
-        if exists.is_none() {
-            sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
-                .execute(&pool)
-                .await
-                .map_err(|e| PgError::Connect(e.to_string()))?;
+        let mut createdb = self.command("createdb");
+        createdb.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            DATABASE,
+        ]);
+        let io = |source| PgError::Io {
+            path: self.bin_dir.join("createdb"),
+            source,
+        };
+        let output = tokio::task::spawn_blocking(move || createdb.output())
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?;
+        if output.status.success()
+            || String::from_utf8_lossy(&output.stderr).contains("already exists")
+        {
+            return Ok(());
         }
-        pool.close().await;
-        Ok(())
+        Err(PgError::Command {
+            command: "createdb".into(),
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
     }
 
     /// Connection URL of the product database (no password: the cluster trusts loopback).
@@ -462,8 +424,8 @@ fn reachable_by(user: &str, dir: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A short unique suffix for throw-away directories.
-fn uuid_like() -> String {
+/// A short unique suffix for throw-away directories and databases.
+pub fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()

@@ -17,3 +17,15 @@ pub fn init(settings: &TelemetrySettings) {
         builder.compact().try_init()
     };
 }
+
+/// An error with its chain of sources, `outer: inner: …`, for a log line.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

@@ -332,7 +332,7 @@ pub fn encode<T: AvroMessage>(message: &T) -> Result<Vec<u8>, EncodeError> {
         message,
     };
     let version = latest(T::FAMILY).map_err(err)?;
-    encode_with(message, version).map_err(err)
+    encode_with(message, version)
 }
 
 /// Encode a message with a given schema version (used by compatibility tests and replays).
@@ -340,15 +340,20 @@ pub fn encode<T: AvroMessage>(message: &T) -> Result<Vec<u8>, EncodeError> {
 pub fn encode_with<T: AvroMessage>(
     message: &T,
     version: &SchemaVersion,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, EncodeError> {
+    let err = |message: String| EncodeError {
+        family: T::FAMILY,
+        message,
+    };
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.fingerprint);
     if message.write_direct(version, &mut out) {
         return Ok(out);
     }
-    let value = message.to_avro(&version.schema)?;
-    let body = apache_avro::to_avro_datum(&version.schema, value).map_err(|e| e.to_string())?;
+    let value = message.to_avro(&version.schema).map_err(err)?;
+    let body =
+        apache_avro::to_avro_datum(&version.schema, value).map_err(|e| err(e.to_string()))?;
     out.extend_from_slice(&body);
     Ok(out)
 }

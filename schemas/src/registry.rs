@@ -71,6 +71,25 @@ pub struct Registry {
     by_fingerprint: HashMap<[u8; 8], (&'static str, usize)>,
 }
 
+/// Why a set of schema families is not a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaSetError {
+    /// A schema does not parse.
+    #[error("{family} v{version} does not parse")]
+    Parse {
+        /// Family.
+        family: &'static str,
+        /// Version (from 1).
+        version: usize,
+        /// Why.
+        #[source]
+        source: Box<apache_avro::Error>,
+    },
+    /// A schema parses but breaks a rule of the set (not a record, misnamed, duplicated).
+    #[error("{0}")]
+    Invalid(String),
+}
+
 impl Registry {
     /// The process-wide registry, parsed once.
     ///
@@ -86,20 +105,33 @@ impl Registry {
     }
 
     /// Parse a set of families.
-    pub fn build(families: &[Family]) -> Result<Registry, String> {
+    pub fn build(families: &[Family]) -> Result<Registry, SchemaSetError> {
         let mut by_family = HashMap::new();
         let mut by_fingerprint = HashMap::new();
         for family in families {
             let mut versions = Vec::new();
             for (i, text) in family.versions.iter().enumerate() {
-                let schema = Schema::parse_str(text)
-                    .map_err(|e| format!("{} v{}: {e}", family.name, i + 1))?;
+                let schema = Schema::parse_str(text).map_err(|source| SchemaSetError::Parse {
+                    family: family.name,
+                    version: i + 1,
+                    source: Box::new(source),
+                })?;
                 let name = match &schema {
                     Schema::Record(r) => r.name.name.clone(),
-                    _ => return Err(format!("{} v{} is not a record", family.name, i + 1)),
+                    _ => {
+                        return Err(SchemaSetError::Invalid(format!(
+                            "{} v{} is not a record",
+                            family.name,
+                            i + 1
+                        )))
+                    }
                 };
                 if name != family.name {
-                    return Err(format!("{} v{} names record {name}", family.name, i + 1));
+                    return Err(SchemaSetError::Invalid(format!(
+                        "{} v{} names record {name}",
+                        family.name,
+                        i + 1
+                    )));
                 }
                 let mut fingerprint = [0u8; 8];
                 let fp = schema.fingerprint::<Rabin>();
@@ -108,11 +140,11 @@ impl Registry {
                     .insert(fingerprint, (family.name, i))
                     .is_some()
                 {
-                    return Err(format!(
+                    return Err(SchemaSetError::Invalid(format!(
                         "{} v{} duplicates a fingerprint",
                         family.name,
                         i + 1
-                    ));
+                    )));
                 }
                 versions.push(SchemaVersion {
                     family: family.name,

@@ -121,3 +121,34 @@ fn handle(tx: &watch::Sender<Option<Models>>, payload: Option<&[u8]>) {
         }
     }
 }
+
+/// Why a promotion could not be announced.
+#[derive(Debug, thiserror::Error)]
+pub enum AnnounceError {
+    /// The event did not encode.
+    #[error("encoding ModelPromoted")]
+    Encode(#[from] schemas::EncodeError),
+    /// Kafka did not accept it within the timeout.
+    #[error("Kafka did not accept ModelPromoted")]
+    Kafka(#[source] rdkafka::error::KafkaError),
+}
+
+/// Announce a promotion on the model-updates `topic` (keyed by model name), so every scorer
+/// and edge swaps models without a restart. The one place `ModelPromoted` is published.
+pub async fn announce(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    event: &ModelPromoted,
+) -> Result<(), AnnounceError> {
+    let bytes = schemas::encode(event)?;
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(topic)
+                .key(&event.model_name)
+                .payload(&bytes),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| AnnounceError::Kafka(e))?;
+    Ok(())
+}

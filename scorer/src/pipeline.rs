@@ -205,9 +205,9 @@ fn score_slice(
                     class: e.class(),
                     message: e.to_string(),
                 })?;
-            validate::check(&app).map_err(|message| Outcome::Dead {
+            validate::check(&app).map_err(|e| Outcome::Dead {
                 class: "invalid",
-                message,
+                message: e.message,
             })?;
             // The decision time is the application's broker timestamp, so a replayed message
             // yields a byte-identical decision.

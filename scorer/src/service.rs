@@ -83,6 +83,24 @@ pub struct ScorerService {
     pub domain: DomainSettings,
 }
 
+impl ScorerService {
+    /// The stage on `brokers`, with the topics and session timeout of `kafka`.
+    pub fn new(
+        brokers: &str,
+        kafka: &runtime::settings::KafkaSettings,
+        settings: ScorerSettings,
+        domain: DomainSettings,
+    ) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            topics: kafka.topics.clone(),
+            session_timeout_ms: kafka.session_timeout_ms,
+            settings,
+            domain,
+        }
+    }
+}
+
 /// Build the consumer the pipeline uses.
 pub fn consumer(
     svc: &ScorerService,

@@ -14,11 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-#[path = "../kill/process.rs"]
-#[allow(dead_code)]
-mod process;
+use tests::process::Killed;
 
-use process::{Killed, BIN};
+const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
 
 fn http(
     addr: &str,

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use book::scratch::ScratchDatabase;
 use chrono::NaiveDate;
 use ingest::generator::kafka::{GeneratorTopics, KafkaSink};
 use ingest::generator::sink::{MemorySink, Sink, SinkError, TruthRow};
@@ -21,7 +22,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use risk_core::settings::DomainSettings;
 use runtime::kafka::{consumer_config, producer_config, EmbeddedKafka};
-use runtime::postgres::{connect, ScratchDatabase};
+use runtime::postgres::connect;
 use runtime::settings::Topics;
 use schemas::{CustomerRegistered, Decision, LoanApplication, LoanEvent, LoanEventBody};
 use scorer::service::{ScorerService, ScorerSettings};
@@ -159,7 +160,7 @@ async fn the_pipeline_decides_every_application_once_books_every_event_once_thro
     let brokers = kafka.bootstrap_servers().to_string();
     let db = ScratchDatabase::create().await.unwrap();
     let pool = connect(&db.url, 8).await.unwrap();
-    portfolio_aggregator::db::migrate(&pool).await.unwrap();
+    book::db::migrate(&pool).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let params = trainer::xgb::XgbParams {
         rounds: 40,
@@ -337,9 +338,7 @@ async fn the_pipeline_decides_every_application_once_books_every_event_once_thro
     }
 
     // The portfolio figures reconcile with the events and the loans.
-    let s = portfolio_aggregator::queries::summary(&pool, None)
-        .await
-        .unwrap();
+    let s = book::queries::summary(&pool, None).await.unwrap();
     assert_eq!(s.business_date, last_day);
     assert_eq!(s.total_loans, published.disbursed as i64);
     assert_eq!(s.total_disbursed, published.principal);

@@ -6,13 +6,9 @@
 
 use std::process::Command;
 
-use ingest::generator::sink::MemorySink;
-use ingest::generator::{generate, GeneratorSettings};
-use portfolio_aggregator::apply::{apply_batch, ApplyContext};
-use portfolio_aggregator::message::{Incoming, Payload, Source};
-use risk_core::settings::DomainSettings;
-use runtime::postgres::{connect, ScratchDatabase};
-use schemas::LoanEventBody;
+use book::scratch::ScratchDatabase;
+use ingest::generator::GeneratorSettings;
+use runtime::postgres::connect;
 
 const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
 
@@ -44,7 +40,7 @@ fn train(url: &str, dir: &std::path::Path, extra: &[&str]) -> serde_json::Value 
 async fn the_first_model_is_promoted_and_a_worse_one_refused_with_its_reason() {
     let db = ScratchDatabase::create().await.unwrap();
     let pool = connect(&db.url, 2).await.unwrap();
-    portfolio_aggregator::db::migrate(&pool).await.unwrap();
+    book::db::migrate(&pool).await.unwrap();
     let settings = GeneratorSettings {
         seed: 21,
         applications: 12_000,
@@ -52,57 +48,7 @@ async fn the_first_model_is_promoted_and_a_worse_one_refused_with_its_reason() {
         performance_months: 12,
         ..GeneratorSettings::default()
     };
-    let mut sink = MemorySink::default();
-    generate(
-        &settings,
-        &DomainSettings::default(),
-        &mut sink,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let ctx = ApplyContext {
-        group: "train".into(),
-        event_partitions: 1,
-        domain: DomainSettings::default(),
-    };
-    let mut batch = Vec::new();
-    let mut offset = 0;
-    for a in &sink.applications {
-        batch.push(Incoming::decoded(
-            Source::Applications,
-            offset,
-            Payload::Application(Box::new(a.clone())),
-        ));
-        offset += 1;
-    }
-    for d in &sink.decisions {
-        batch.push(Incoming::decoded(
-            Source::Decisions,
-            offset,
-            Payload::Decision(Box::new(d.clone())),
-        ));
-        offset += 1;
-    }
-    for chunk in batch.chunks(5_000) {
-        let mut tx = pool.begin().await.unwrap();
-        apply_batch(&mut tx, &ctx, chunk).await.unwrap();
-        tx.commit().await.unwrap();
-    }
-    let mut batch = Vec::new();
-    for (i, e) in sink.events.iter().enumerate() {
-        let tick = matches!(e.body, LoanEventBody::BusinessDayClosed(_));
-        batch.push(Incoming::decoded(
-            Source::Events,
-            i as i64,
-            Payload::Event(Box::new(e.clone())),
-        ));
-        if tick {
-            let mut tx = pool.begin().await.unwrap();
-            apply_batch(&mut tx, &ctx, &batch).await.unwrap();
-            tx.commit().await.unwrap();
-            batch.clear();
-        }
-    }
+    tests::book::load_generated(&pool, &settings).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let url = db.url.expose().to_string();

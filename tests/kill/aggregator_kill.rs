@@ -7,12 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "process.rs"]
-mod process;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use book::scratch::ScratchDatabase;
 use chrono::NaiveDate;
 use futures::future::join_all;
 use ingest::generator::sink::MemorySink;
@@ -21,12 +19,14 @@ use rand::{Rng, SeedableRng};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use risk_core::settings::DomainSettings;
 use runtime::kafka::producer_config;
-use runtime::postgres::{connect, EmbeddedPostgres, ScratchDatabase};
+use runtime::postgres::{connect, EmbeddedPostgres};
 use runtime::settings::Topics;
 use schemas::LoanEventBody;
 use sqlx::PgPool;
 
-use process::{start_broker, Killed, BIN};
+use tests::process::{start_broker, Killed};
+
+const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
 
 const PARTITIONS: i32 = 6;
 /// SIGKILLs of the aggregator during the stream.
@@ -223,7 +223,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_restarted_and_database_crashed_aggregators_keep_the_same_book() {
-    let (_broker, bootstrap) = start_broker(PARTITIONS);
+    let (_broker, bootstrap) = start_broker(BIN, PARTITIONS);
     let topics = Topics::default();
     let s = stream(&topics);
     let producer: FutureProducer = producer_config(&bootstrap).create().unwrap();

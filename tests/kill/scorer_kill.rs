@@ -4,9 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "process.rs"]
-mod process;
-
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +17,9 @@ use rdkafka::Message;
 use runtime::kafka::{consumer_config, producer_config};
 use trainer::xgb::XgbParams;
 
-use process::{start_broker, Killed, BIN};
+use tests::process::{start_broker, Killed};
+
+const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
 
 const APPLICATIONS: u64 = 100_000;
 
@@ -46,7 +45,7 @@ fn log_tail(log: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_restarted_scorers_decide_every_application_with_identical_duplicates() {
-    let (_broker, bootstrap) = start_broker(3);
+    let (_broker, bootstrap) = start_broker(BIN, 3);
     let dir = tempfile::tempdir().unwrap();
     let params = XgbParams {
         rounds: 30,

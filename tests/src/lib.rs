@@ -1,4 +1,7 @@
-//! Helpers for the end-to-end tests: unique names, sample messages.
+//! Helpers for the end-to-end tests: unique names, sample messages, child processes.
+
+pub mod book;
+pub mod process;
 
 use chrono::{TimeZone, Utc};
 use schemas::{Applicant, Bureau, EmploymentType, LoanApplication, LoanTerms, Purpose, Residence};

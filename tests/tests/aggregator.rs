@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use book::scratch::ScratchDatabase;
 use chrono::{NaiveDate, TimeZone, Utc};
 use portfolio_aggregator::metrics::Metrics;
 use portfolio_aggregator::service::{AggregatorService, AggregatorSettings};
@@ -17,7 +18,7 @@ use risk_core::money::RateBps;
 use risk_core::schedule::schedule;
 use risk_core::settings::DomainSettings;
 use runtime::kafka::{consumer_config, producer_config, EmbeddedKafka};
-use runtime::postgres::{connect, ScratchDatabase};
+use runtime::postgres::connect;
 use runtime::settings::Topics;
 use schemas::{
     encode, BusinessDayClosed, LoanDisbursed, LoanEvent, LoanEventBody, PaymentReceived,
@@ -69,7 +70,7 @@ impl Harness {
         let brokers = kafka.bootstrap_servers().to_string();
         let db = ScratchDatabase::create().await.unwrap();
         let pool = connect(&db.url, 4).await.unwrap();
-        portfolio_aggregator::db::migrate(&pool).await.unwrap();
+        book::db::migrate(&pool).await.unwrap();
         let producer: FutureProducer = producer_config(&brokers).create().unwrap();
         let mut h = Self {
             _kafka: kafka,
@@ -348,12 +349,10 @@ async fn the_rbi_worked_example_played_through_kafka_classifies_day_by_day() {
     assert_eq!(h.class("LOAN-B").await, ("STANDARD".into(), 0, None));
 
     // The portfolio figures of the last closed date, and of a past one.
-    let now = portfolio_aggregator::queries::summary(&h.pool, None)
-        .await
-        .unwrap();
+    let now = book::queries::summary(&h.pool, None).await.unwrap();
     assert_eq!(now.business_date, d(2026, 7, 5));
     assert_eq!(now.npa_amount, 0);
-    let past = portfolio_aggregator::queries::summary(&h.pool, Some(d(2025, 12, 31)))
+    let past = book::queries::summary(&h.pool, Some(d(2025, 12, 31)))
         .await
         .unwrap();
     assert_eq!(past.business_date, d(2025, 12, 31));
@@ -364,7 +363,7 @@ async fn the_rbi_worked_example_played_through_kafka_classifies_day_by_day() {
             .await
             .unwrap();
     assert_eq!(now.outstanding, outstanding);
-    let npa = portfolio_aggregator::queries::npa_analysis(&h.pool, Some(d(2025, 12, 31)))
+    let npa = book::queries::npa_analysis(&h.pool, Some(d(2025, 12, 31)))
         .await
         .unwrap();
     assert!(npa

@@ -1,9 +1,43 @@
 //! Building the model artifact: XGBoost's JSON plus metadata and the expected distributions.
 
+use std::path::Path;
+
 use risk_core::model::artifact::{Distribution, FORMAT_VERSION};
 use risk_core::model::Artifact;
 use risk_core::scoring::ScoreScaling;
 use serde_json::Value;
+
+use crate::error::TrainError;
+use crate::xgb::Mode;
+
+/// A new model version: `pd-<gbt|rf>-<unix time>`.
+pub fn new_version(mode: Mode) -> String {
+    format!(
+        "pd-{}-{}",
+        match mode {
+            Mode::RandomForest => "rf",
+            Mode::GradientBoosting => "gbt",
+        },
+        chrono::Utc::now().timestamp()
+    )
+}
+
+/// Write `artifact` to `out` (directories created); its `file://` URI.
+pub fn write(out: &Path, artifact: &Artifact) -> Result<String, TrainError> {
+    let write = |source| TrainError::Write {
+        path: out.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(write)?;
+    }
+    let bytes = serde_json::to_vec(artifact).map_err(TrainError::ModelJson)?;
+    std::fs::write(out, bytes).map_err(write)?;
+    Ok(format!(
+        "file://{}",
+        std::path::absolute(out).map_err(write)?.display()
+    ))
+}
 
 /// Bins per distribution (deciles): the usual PSI resolution.
 pub const BINS: usize = 10;

@@ -6,6 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use risk_core::metrics::{auc, brier, gini, ks};
 use serde::Serialize;
 
+use crate::error::TrainError;
 use crate::xgb::{self, XgbParams};
 
 /// The cross-validation report.
@@ -29,6 +30,23 @@ pub struct CvReport {
     pub rows: usize,
     /// Boosting rounds kept per fold (fewer than asked when early stopping cut training).
     pub fold_rounds: Vec<u32>,
+}
+
+impl CvReport {
+    /// One line: folds, AUC with its spread, Gini, KS, Brier, rows and `seconds`.
+    pub fn render(&self, seconds: f64) -> String {
+        format!(
+            "{}-fold CV: AUC {:.4} ± {:.4}  Gini {:.4}  KS {:.4}  Brier {:.4}  ({} rows, {:.1} s)",
+            self.folds,
+            self.auc_mean,
+            self.auc_std,
+            self.gini,
+            self.ks,
+            self.brier,
+            self.rows,
+            seconds
+        )
+    }
 }
 
 /// Fold of each row: positives and negatives shuffled separately (seeded) and dealt round
@@ -57,9 +75,9 @@ pub fn cross_validate(
     k: usize,
     seed: u64,
     mut on_fold: impl FnMut(usize, usize),
-) -> Result<CvReport, String> {
+) -> Result<CvReport, TrainError> {
     if k < 2 {
-        return Err("--cv needs at least 2 folds".into());
+        return Err(TrainError::Folds(k));
     }
     let folds = stratified_folds(labels, k, seed);
     let mut oof = vec![0.0f64; labels.len()];
@@ -78,7 +96,7 @@ pub fn cross_validate(
                 ytr.push(*y);
             }
         }
-        let test = xgb::matrix(&xte, n_cols, None).map_err(|e| e.to_string())?;
+        let test = xgb::matrix(&xte, n_cols, None)?;
         let trained = if params.early_stopping_rounds.is_some() {
             // Early stopping watches an inner, stratified fifth of the training folds; the
             // test fold is never seen before it is scored.
@@ -94,18 +112,19 @@ pub fn cross_validate(
                     ya.push(*y);
                 }
             }
-            let train = xgb::matrix(&xa, n_cols, Some(&ya)).map_err(|e| e.to_string())?;
-            let valid = xgb::matrix(&xv, n_cols, Some(&yv)).map_err(|e| e.to_string())?;
-            xgb::train(params, &train, Some(&valid), |_, _| {}).map_err(|e| e.to_string())?
+            let train = xgb::matrix(&xa, n_cols, Some(&ya))?;
+            let valid = xgb::matrix(&xv, n_cols, Some(&yv))?;
+            xgb::train(params, &train, Some(&valid), |_, _| {})?
         } else {
-            let train = xgb::matrix(&xtr, n_cols, Some(&ytr)).map_err(|e| e.to_string())?;
-            xgb::train(params, &train, None, |_, _| {}).map_err(|e| e.to_string())?
+            let train = xgb::matrix(&xtr, n_cols, Some(&ytr))?;
+            xgb::train(params, &train, None, |_, _| {})?
         };
         rounds.push(trained.rounds);
-        let p = xgb::predict(&trained.booster, &test).map_err(|e| e.to_string())?;
+        let p = xgb::predict(&trained.booster, &test)?;
         let scores: Vec<f64> = p.iter().map(|v| f64::from(*v)).collect();
         let y: Vec<bool> = idx_te.iter().map(|i| labels[*i] > 0.5).collect();
-        fold_auc.push(auc(&scores, &y).ok_or("a fold has a single class")?);
+        fold_auc
+            .push(auc(&scores, &y).ok_or_else(|| TrainError::OneClass(format!("fold {}", f + 1)))?);
         for (i, s) in idx_te.iter().zip(scores) {
             oof[*i] = s;
         }

@@ -2,6 +2,7 @@
 //! labelled by a draw from its true PD (the generator's own outcome model), so a model can be
 //! trained without a loan book (benchmarks, tests, first start).
 
+use crate::error::TrainError;
 use ingest::generator::sink::MemorySink;
 use ingest::generator::{generate, GeneratorSettings};
 use rand::{Rng, SeedableRng};
@@ -23,9 +24,12 @@ pub struct Dataset {
 }
 
 /// Generate `settings.applications` applications and label them.
-pub fn dataset(settings: &GeneratorSettings, domain: &DomainSettings) -> Result<Dataset, String> {
+pub fn dataset(
+    settings: &GeneratorSettings,
+    domain: &DomainSettings,
+) -> Result<Dataset, TrainError> {
     let mut sink = MemorySink::default();
-    generate(settings, domain, &mut sink, &mut |_, _| {}).map_err(|e| e.to_string())?;
+    generate(settings, domain, &mut sink, &mut |_, _| {})?;
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x1abe1);
     let mut rows = Vec::with_capacity(sink.applications.len() * features::LEN);
     let mut labels = Vec::with_capacity(sink.applications.len());

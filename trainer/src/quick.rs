@@ -8,6 +8,7 @@ use risk_core::settings::DomainSettings;
 use serde_json::json;
 
 use crate::artifact::{build, ArtifactParts};
+use crate::error::TrainError;
 use crate::generated::dataset;
 use crate::xgb::{self, Mode, XgbParams};
 
@@ -17,7 +18,7 @@ pub fn train_on_generated(
     applications: u64,
     seed: u64,
     params: &XgbParams,
-) -> Result<Artifact, String> {
+) -> Result<Artifact, TrainError> {
     let domain = DomainSettings::default();
     let settings = GeneratorSettings {
         applications,
@@ -32,12 +33,11 @@ pub fn train_on_generated(
     if params.monotone_constraints.is_none() {
         params.monotone_constraints = Some(features::monotone_constraints());
     }
-    let m = xgb::matrix(&data.rows, names.len(), Some(&data.labels)).map_err(|e| e.to_string())?;
-    let trained = xgb::train(&params, &m, None, |_, _| {}).map_err(|e| e.to_string())?;
-    let pd = xgb::predict(&trained.booster, &m).map_err(|e| e.to_string())?;
+    let m = xgb::matrix(&data.rows, names.len(), Some(&data.labels))?;
+    let trained = xgb::train(&params, &m, None, |_, _| {})?;
+    let pd = xgb::predict(&trained.booster, &m)?;
     let model_json: serde_json::Value =
-        serde_json::from_str(&xgb::model_json(&trained.booster).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        serde_json::from_str(&xgb::model_json(&trained.booster)?).map_err(TrainError::ModelJson)?;
     Ok(build(ArtifactParts {
         model_name: "pd",
         model_version,

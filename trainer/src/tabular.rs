@@ -5,6 +5,7 @@
 //! (deterministic). Empty cells, `NA`, `NaN` and `?` are missing and stay missing (NaN) for
 //! XGBoost to route.
 
+use crate::error::TrainError;
 use std::path::Path;
 
 use risk_core::features::prohibited_in;
@@ -40,27 +41,32 @@ fn missing(cell: &str) -> bool {
 
 /// Read `path`, taking `target` as the label and dropping `drop`. Refuses a missing target
 /// column, a non-binary target, an empty or single-class dataset and prohibited attributes.
-pub fn load(path: &Path, target: &str, drop: &[String]) -> Result<Table, String> {
+pub fn load(path: &Path, target: &str, drop: &[String]) -> Result<Table, TrainError> {
+    let csv = |source| TrainError::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let table = |message: String| TrainError::Table {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_path(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(csv)?;
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(csv)?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
     let target_at = headers
         .iter()
         .position(|h| h == target)
-        .ok_or_else(|| format!("{} has no target column {target:?}", path.display()))?;
+        .ok_or_else(|| table(format!("no target column {target:?}")))?;
     for d in drop {
         if !headers.contains(d) {
-            return Err(format!(
-                "--drop names {d:?}, which {} does not have",
-                path.display()
-            ));
+            return Err(table(format!("--drop names {d:?}, which it does not have")));
         }
     }
     let keep: Vec<usize> = (0..headers.len())
@@ -69,25 +75,24 @@ pub fn load(path: &Path, target: &str, drop: &[String]) -> Result<Table, String>
     let columns: Vec<String> = keep.iter().map(|i| headers[*i].clone()).collect();
     let banned = prohibited_in(columns.iter().map(String::as_str));
     if !banned.is_empty() {
-        return Err(format!(
+        return Err(table(format!(
             "refusing prohibited attributes as features: {} (drop them with --drop)",
             banned.join(", ")
-        ));
+        )));
     }
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); keep.len()];
     let mut labels = Vec::new();
     for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| format!("{} row {}: {e}", path.display(), line + 2))?;
+        let record = record.map_err(csv)?;
         let y = record.get(target_at).unwrap_or("").trim();
         labels.push(match y {
             "1" | "1.0" => 1.0,
             "0" | "0.0" => 0.0,
             other => {
-                return Err(format!(
-                    "{} row {}: target {other:?} is not 0 or 1",
-                    path.display(),
+                return Err(table(format!(
+                    "row {}: target {other:?} is not 0 or 1",
                     line + 2
-                ))
+                )))
             }
         });
         for (slot, i) in keep.iter().enumerate() {
@@ -95,14 +100,11 @@ pub fn load(path: &Path, target: &str, drop: &[String]) -> Result<Table, String>
         }
     }
     if labels.is_empty() {
-        return Err(format!("{} has no rows", path.display()));
+        return Err(table("no rows".into()));
     }
     let bads = labels.iter().filter(|y| **y > 0.5).count();
     if bads == 0 || bads == labels.len() {
-        return Err(format!(
-            "{} has a single class: cannot train",
-            path.display()
-        ));
+        return Err(TrainError::OneClass(path.display().to_string()));
     }
     let n = labels.len();
     let mut by_column: Vec<Vec<f32>> = Vec::with_capacity(keep.len());

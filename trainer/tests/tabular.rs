@@ -15,7 +15,7 @@ fn csv(text: &str) -> tempfile::NamedTempFile {
 #[test]
 fn a_csv_without_the_target_column_is_refused_by_name() {
     let f = csv("a,b\n1,2\n");
-    let err = load(f.path(), "target", &[]).unwrap_err();
+    let err = load(f.path(), "target", &[]).unwrap_err().to_string();
     assert!(err.contains("no target column \"target\""), "{err}");
 }
 
@@ -24,17 +24,19 @@ fn an_empty_or_single_class_dataset_is_refused() {
     let empty = csv("a,target\n");
     assert!(load(empty.path(), "target", &[])
         .unwrap_err()
+        .to_string()
         .contains("no rows"));
     let single = csv("a,target\n1,0\n2,0\n");
     assert!(load(single.path(), "target", &[])
         .unwrap_err()
+        .to_string()
         .contains("single class"));
 }
 
 #[test]
 fn a_prohibited_attribute_is_refused_unless_dropped() {
     let f = csv("income,SEX,MARRIAGE,target\n1,1,2,0\n2,2,1,1\n");
-    let err = load(f.path(), "target", &[]).unwrap_err();
+    let err = load(f.path(), "target", &[]).unwrap_err().to_string();
     assert!(err.contains("SEX") && err.contains("MARRIAGE"), "{err}");
     let ok = load(f.path(), "target", &["SEX".into(), "MARRIAGE".into()]).unwrap();
     assert_eq!(ok.columns, vec!["income"]);
@@ -54,7 +56,7 @@ fn text_columns_are_encoded_and_missing_values_stay_missing() {
 #[test]
 fn a_non_binary_target_is_refused_with_its_row() {
     let f = csv("a,target\n1,0\n2,yes\n");
-    let err = load(f.path(), "target", &[]).unwrap_err();
+    let err = load(f.path(), "target", &[]).unwrap_err().to_string();
     assert!(err.contains("row 3"), "{err}");
 }
 

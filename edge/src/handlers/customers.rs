@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use book::customers::{self as book_customers, Customer};
 use chrono::Utc;
 use rdkafka::producer::FutureRecord;
 use schemas::{CustomerRegistered, CustomerUpdated, EmploymentType, Residence};
-use sqlx::Row;
 use warp::http::StatusCode;
 
 use super::{json, ok, Answer};
@@ -19,41 +19,33 @@ use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::Edge;
 
-const COLUMNS: &str = "customer_id, registered_at, full_name, email, phone, date_of_birth, age, \
-     employment_type, employer_name, years_employed, monthly_income, existing_emi, dependents, \
-     residence, region, bureau";
-
-fn view(r: &sqlx::postgres::PgRow, personal: bool) -> Result<serde_json::Value, sqlx::Error> {
+fn view(c: &Customer, personal: bool) -> serde_json::Value {
     let mut v = serde_json::json!({
-        "customer_id": r.try_get::<String, _>(0)?,
-        "registered_at": r.try_get::<chrono::DateTime<Utc>, _>(1)?,
-        "age": r.try_get::<Option<i32>, _>(6)?,
-        "employment_type": r.try_get::<String, _>(7)?,
-        "years_employed": r.try_get::<f32, _>(9)?,
-        "monthly_income": r.try_get::<i64, _>(10)?,
-        "existing_emi": r.try_get::<i64, _>(11)?,
-        "dependents": r.try_get::<i32, _>(12)?,
-        "residence": r.try_get::<String, _>(13)?,
-        "region": r.try_get::<String, _>(14)?,
-        "bureau": r.try_get::<Option<serde_json::Value>, _>(15)?,
+        "customer_id": c.customer_id,
+        "registered_at": c.registered_at,
+        "age": c.age,
+        "employment_type": c.employment_type,
+        "years_employed": c.years_employed,
+        "monthly_income": c.monthly_income,
+        "existing_emi": c.existing_emi,
+        "dependents": c.dependents,
+        "residence": c.residence,
+        "region": c.region,
+        "bureau": c.bureau,
     });
     if personal {
         if let Some(o) = v.as_object_mut() {
-            o.insert("full_name".into(), r.try_get::<String, _>(2)?.into());
-            o.insert("email".into(), r.try_get::<String, _>(3)?.into());
-            o.insert("phone".into(), r.try_get::<String, _>(4)?.into());
+            o.insert("full_name".into(), c.full_name.clone().into());
+            o.insert("email".into(), c.email.clone().into());
+            o.insert("phone".into(), c.phone.clone().into());
             o.insert(
                 "date_of_birth".into(),
-                serde_json::to_value(r.try_get::<Option<chrono::NaiveDate>, _>(5)?)
-                    .unwrap_or_default(),
+                serde_json::to_value(c.date_of_birth).unwrap_or_default(),
             );
-            o.insert(
-                "employer_name".into(),
-                r.try_get::<Option<String>, _>(8)?.into(),
-            );
+            o.insert("employer_name".into(), c.employer_name.clone().into());
         }
     }
-    Ok(v)
+    v
 }
 
 /// `GET /api/customers/?limit&offset`: `{customers, total, limit, offset}`. A list never
@@ -62,26 +54,10 @@ pub async fn list(edge: Arc<Edge>, who: Principal, page: Page) -> Answer {
     let (limit, offset) = page.bounds(edge.settings.max_page)?;
     // A scoped originator lists only the customers its key registered.
     let only = scoped(&edge, &who).then_some(who.key_id.as_str());
-    let mine = "($1::text IS NULL OR customer_id IN (SELECT customer_id \
-         FROM customer_registrations WHERE key_id = $1))";
-    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM customers WHERE {mine}"))
-        .bind(only)
-        .fetch_one(&edge.pool)
-        .await?;
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM customers WHERE {mine} ORDER BY customer_id LIMIT $2 OFFSET $3"
-    ))
-    .bind(only)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&edge.pool)
-    .await?;
-    let customers = rows
-        .iter()
-        .map(|r| view(r, false))
-        .collect::<Result<Vec<_>, _>>()?;
+    let page = book_customers::list(&edge.pool, only, limit, offset).await?;
+    let customers: Vec<serde_json::Value> = page.customers.iter().map(|c| view(c, false)).collect();
     ok(&serde_json::json!({
-        "customers": customers, "total": total, "limit": limit, "offset": offset
+        "customers": customers, "total": page.total, "limit": limit, "offset": offset
     }))
 }
 
@@ -90,24 +66,19 @@ pub async fn list(edge: Arc<Edge>, who: Principal, page: Page) -> Answer {
 pub async fn get(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     api::known_id("customer", &id)?;
     in_scope(&edge, &who, &id).await?;
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM customers WHERE customer_id = $1"
-    ))
-    .bind(&id)
-    .fetch_optional(&edge.pool)
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
+    let customer = book_customers::get(&edge.pool, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
     let personal = who.role.sees_personal_data();
     if personal {
         audited(&edge, &who, "customer.personal_data_read", &id).await?;
     }
-    ok(&view(&row, personal)?)
+    ok(&view(&customer, personal))
 }
 
 /// Write an audit row: `who` did `action` on customer `id`.
 async fn audited(edge: &Edge, who: &Principal, action: &str, id: &str) -> Result<(), ApiError> {
-    let mut conn = edge.pool.acquire().await?;
-    crate::auth::audit(&mut conn, &who.key_id, action, id, serde_json::json!({})).await?;
+    book::audit::record_now(&edge.pool, &who.key_id, action, id, serde_json::json!({})).await?;
     Ok(())
 }
 
@@ -122,15 +93,7 @@ pub(crate) async fn in_scope(edge: &Edge, who: &Principal, id: &str) -> Result<(
     if !scoped(edge, who) {
         return Ok(());
     }
-    let mine: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM customer_registrations WHERE customer_id = $1 \
-           AND key_id = $2)",
-    )
-    .bind(id)
-    .bind(&who.key_id)
-    .fetch_one(&edge.pool)
-    .await?;
-    if mine {
+    if book_customers::registered_by(&edge.pool, id, &who.key_id).await? {
         Ok(())
     } else {
         Err(ApiError::not_found(format!("no customer {id}")))
@@ -255,12 +218,7 @@ pub async fn change(
     api::known_id("customer", &id)?;
     in_scope(&edge, &who, &id).await?;
     let update = change_of(&id, &who, api::parse::<CustomerChangeBody>(body)?)?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)")
-            .bind(&id)
-            .fetch_one(&edge.pool)
-            .await?;
-    if !exists {
+    if !book_customers::exists(&edge.pool, &id).await? {
         return Err(ApiError::not_found(format!("no customer {id}")));
     }
     let bytes =
@@ -276,23 +234,16 @@ pub async fn change(
     let started = Instant::now();
     let deadline = crate::ms(edge.settings.customer_timeout_ms);
     while started.elapsed() < deadline {
-        let version: Option<i32> =
-            sqlx::query_scalar("SELECT version FROM customer_changes WHERE update_id = $1")
-                .bind(&update.update_id)
-                .fetch_optional(&edge.pool)
-                .await?;
+        let version = book_customers::change_version(&edge.pool, &update.update_id).await?;
         if let Some(version) = version {
-            let row = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM customers WHERE customer_id = $1"
-            ))
-            .bind(&id)
-            .fetch_one(&edge.pool)
-            .await?;
+            let customer = book_customers::get(&edge.pool, &id)
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?;
             let personal = who.role.sees_personal_data();
             if personal {
                 audited(&edge, &who, "customer.personal_data_read", &id).await?;
             }
-            let mut v = view(&row, personal)?;
+            let mut v = view(&customer, personal);
             if let Some(o) = v.as_object_mut() {
                 o.insert("version".into(), version.into());
                 o.insert("update_id".into(), update.update_id.clone().into());
@@ -318,24 +269,14 @@ pub async fn change(
 pub async fn history(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     api::known_id("customer", &id)?;
     in_scope(&edge, &who, &id).await?;
-    let registered: Option<chrono::DateTime<Utc>> =
-        sqlx::query_scalar("SELECT registered_at FROM customers WHERE customer_id = $1")
-            .bind(&id)
-            .fetch_optional(&edge.pool)
-            .await?;
-    let registered = registered.ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
-    let rows = sqlx::query(
-        "SELECT version, update_id, changed_at, changed_by, reason, changes, previous \
-         FROM customer_changes WHERE customer_id = $1 ORDER BY version DESC",
-    )
-    .bind(&id)
-    .fetch_all(&edge.pool)
-    .await?;
+    let registered = book_customers::registered_at(&edge.pool, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
+    let rows = book_customers::changes(&edge.pool, &id).await?;
     let mut versions = Vec::with_capacity(rows.len());
     for r in &rows {
-        let changes: serde_json::Value = r.try_get(5)?;
-        let previous: serde_json::Value = r.try_get(6)?;
-        let fields: Vec<String> = changes
+        let fields: Vec<String> = r
+            .changes
             .as_object()
             .map(|o| {
                 CHANGEABLE
@@ -347,14 +288,14 @@ pub async fn history(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
             .unwrap_or_default();
         let before: serde_json::Map<String, serde_json::Value> = fields
             .iter()
-            .map(|f| (f.clone(), previous.get(f).cloned().unwrap_or_default()))
+            .map(|f| (f.clone(), r.previous.get(f).cloned().unwrap_or_default()))
             .collect();
         versions.push(serde_json::json!({
-            "version": r.try_get::<i32, _>(0)?,
-            "update_id": r.try_get::<String, _>(1)?,
-            "changed_at": r.try_get::<chrono::DateTime<Utc>, _>(2)?,
-            "changed_by": r.try_get::<String, _>(3)?,
-            "reason": r.try_get::<Option<String>, _>(4)?,
+            "version": r.version,
+            "update_id": r.update_id,
+            "changed_at": r.changed_at,
+            "changed_by": r.changed_by,
+            "reason": r.reason,
             "fields": fields,
             "before": before,
         }));
@@ -480,12 +421,7 @@ pub fn registration(body: CustomerBody) -> Result<CustomerRegistered, ApiError> 
 pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) -> Answer {
     let c = registration(api::parse::<CustomerBody>(body)?)?;
     // A registration is never an update: an id already registered is refused.
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)")
-            .bind(&c.customer_id)
-            .fetch_one(&edge.pool)
-            .await?;
-    if exists {
+    if book_customers::exists(&edge.pool, &c.customer_id).await? {
         return Err(ApiError::conflict(format!(
             "customer {} is already registered; registering it again changes nothing",
             c.customer_id
@@ -493,16 +429,7 @@ pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) 
     }
     // The id is claimed for this key before it is published: another key registering the same
     // id before the book has stored it is refused too (a retry by the same key goes on).
-    let claimed: Option<String> = sqlx::query_scalar(
-        "WITH ins AS (INSERT INTO customer_registrations (customer_id, key_id) VALUES ($1, $2) \
-           ON CONFLICT DO NOTHING RETURNING key_id) \
-         SELECT key_id FROM ins UNION ALL \
-         SELECT key_id FROM customer_registrations WHERE customer_id = $1 LIMIT 1",
-    )
-    .bind(&c.customer_id)
-    .bind(&who.key_id)
-    .fetch_optional(&edge.pool)
-    .await?;
+    let claimed = book_customers::claim(&edge.pool, &c.customer_id, &who.key_id).await?;
     if claimed.as_deref() != Some(who.key_id.as_str()) {
         return Err(ApiError::conflict(format!(
             "customer {} is already being registered; registering it again changes nothing",
@@ -517,16 +444,15 @@ pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) 
     let started = Instant::now();
     let deadline = crate::ms(edge.settings.customer_timeout_ms);
     while started.elapsed() < deadline {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM customers WHERE customer_id = $1 AND registered_at >= $2"
-        ))
-        .bind(&c.customer_id)
-        .bind(c.registered_at - chrono::Duration::milliseconds(1))
-        .fetch_optional(&edge.pool)
+        let stored = book_customers::registered_since(
+            &edge.pool,
+            &c.customer_id,
+            c.registered_at - chrono::Duration::milliseconds(1),
+        )
         .await?;
-        if let Some(row) = row {
+        if let Some(customer) = stored {
             return Ok(json(
-                &view(&row, who.role.sees_personal_data())?,
+                &view(&customer, who.role.sees_personal_data()),
                 StatusCode::CREATED,
             ));
         }

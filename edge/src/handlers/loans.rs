@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
+use book::applications::{self as book_applications, ApplicationFilter};
+use book::loans::{self as book_loans, LoanFilter};
 use chrono::Utc;
 use rdkafka::producer::FutureRecord;
 use schemas::{Applicant, Decision, LoanApplication, LoanTerms};
-use sqlx::Row;
 use warp::http::StatusCode;
 
 use super::{json, ok, Answer};
 use crate::api::{self, DecisionView, Page, SeedApply};
-use crate::auth::{self, Principal};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::Edge;
 
@@ -34,14 +35,7 @@ async fn application(edge: &Edge, body: serde_json::Value) -> Result<LoanApplica
     };
     api::text("channel", &app.channel, 32)?;
     api::text("currency", &app.currency, 3)?;
-    schemas::validate::check(&app).map_err(|message| {
-        let field = message
-            .split_whitespace()
-            .next()
-            .unwrap_or("application")
-            .to_string();
-        ApiError::invalid_field(&field, message)
-    })?;
+    schemas::validate::check(&app).map_err(|e| ApiError::invalid_field(e.field, e.message))?;
     Ok(app)
 }
 
@@ -52,27 +46,22 @@ fn new_application_id() -> String {
 /// The seed's body, with the applicant filled from the stored customer.
 async fn from_seed(edge: &Edge, seed: SeedApply) -> Result<LoanApplication, ApiError> {
     let customer_id = seed.customer_id.parse("customer_id")?;
-    let row = sqlx::query(
-        "SELECT age, date_of_birth, employment_type, years_employed, monthly_income, \
-           existing_emi, dependents, residence, bureau FROM customers WHERE customer_id = $1",
-    )
-    .bind(&customer_id)
-    .fetch_optional(&edge.pool)
-    .await?
-    .ok_or_else(|| {
-        ApiError::invalid_field(
-            "customer_id",
-            format!("no customer {customer_id}: register it first (POST /api/customers/)"),
-        )
-    })?;
-    let text = |i: usize| -> Result<serde_json::Value, sqlx::Error> {
-        Ok(serde_json::Value::String(row.try_get::<String, _>(i)?))
-    };
+    let row = book::customers::applicant(&edge.pool, &customer_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "customer_id",
+                format!("no customer {customer_id}: register it first (POST /api/customers/)"),
+            )
+        })?;
+    let text = |t: &str| serde_json::Value::String(t.to_string());
     let stored = |e: serde_json::Error| ApiError::internal("stored customer", &e);
-    let age: Option<i32> = row.try_get(0)?;
-    let dob: Option<chrono::NaiveDate> = row.try_get(1)?;
-    let age = age
-        .or_else(|| dob.map(|d| api::age_on(d, Utc::now().date_naive())))
+    let age = row
+        .age
+        .or_else(|| {
+            row.date_of_birth
+                .map(|d| api::age_on(d, Utc::now().date_naive()))
+        })
         .unwrap_or(0);
     let purpose = api::purpose(&seed.loan_purpose).ok_or_else(|| {
         ApiError::invalid_field(
@@ -106,15 +95,16 @@ async fn from_seed(edge: &Edge, seed: SeedApply) -> Result<LoanApplication, ApiE
         channel: seed.channel.unwrap_or_else(|| "api".into()),
         applicant: Applicant {
             age,
-            employment_type: serde_json::from_value(text(2)?).map_err(stored)?,
-            years_employed: row.try_get(3)?,
-            monthly_income: row.try_get(4)?,
-            existing_emi: row.try_get(5)?,
-            dependents: row.try_get(6)?,
-            residence: serde_json::from_value(text(7)?).map_err(stored)?,
+            employment_type: serde_json::from_value(text(&row.employment_type)).map_err(stored)?,
+            years_employed: row.years_employed,
+            monthly_income: row.monthly_income,
+            existing_emi: row.existing_emi,
+            dependents: row.dependents,
+            residence: serde_json::from_value(text(&row.residence)).map_err(stored)?,
         },
         bureau: row
-            .try_get::<Option<serde_json::Value>, _>(8)?
+            .bureau
+            .clone()
             .map(serde_json::from_value)
             .transpose()
             .map_err(stored)?,
@@ -195,12 +185,7 @@ async fn stored(
     app: &LoanApplication,
     given_time: bool,
 ) -> Result<Option<warp::reply::Response>, ApiError> {
-    let row: Option<(serde_json::Value,)> =
-        sqlx::query_as("SELECT payload FROM applications WHERE application_id = $1")
-            .bind(&app.application_id)
-            .fetch_optional(&edge.pool)
-            .await?;
-    let Some((payload,)) = row else {
+    let Some(payload) = book_applications::payload(&edge.pool, &app.application_id).await? else {
         return Ok(None);
     };
     let mut same = serde_json::to_value(app).map_err(|e| ApiError::internal("json", &e))?;
@@ -217,11 +202,7 @@ async fn stored(
         )));
     }
     let poll = format!("/api/loans/applications/{}", app.application_id);
-    let decided: Option<(String,)> =
-        sqlx::query_as("SELECT decision FROM decisions WHERE application_id = $1")
-            .bind(&app.application_id)
-            .fetch_optional(&edge.pool)
-            .await?;
+    let decided = book_applications::outcome(&edge.pool, &app.application_id).await?;
     let mut res = json(
         &serde_json::json!({
             "application_id": app.application_id,
@@ -239,9 +220,8 @@ async fn stored(
 
 /// The audit row for a decision served to a caller.
 async fn served(edge: &Edge, who: &Principal, d: &Decision) -> Result<(), ApiError> {
-    let mut conn = edge.pool.acquire().await?;
-    auth::audit(
-        &mut conn,
+    book::audit::record_now(
+        &edge.pool,
         &who.key_id,
         "decision.served",
         &d.application_id,
@@ -304,60 +284,41 @@ pub async fn applications(edge: Arc<Edge>, who: Principal, page: Page) -> Answer
     api::filter_id("customer_id", page.customer_id.as_deref())?;
     // A scoped originator sees the applications of the customers its key registered.
     let only = super::customers::scoped(&edge, &who).then_some(who.key_id.as_str());
-    let filter = |mine: u8| {
-        format!(
-            "WHERE ($1::text IS NULL OR d.decision = $1) \
-               AND ($2::text IS NULL OR a.customer_id = $2) \
-               AND (${mine}::text IS NULL OR a.customer_id IN (SELECT customer_id \
-                 FROM customer_registrations WHERE key_id = ${mine}))"
-        )
-    };
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM applications a LEFT JOIN decisions d USING (application_id) {}",
-        filter(3)
-    ))
-    .bind(outcome)
-    .bind(&page.customer_id)
-    .bind(only)
-    .fetch_one(&edge.pool)
+    let page = book_applications::list(
+        &edge.pool,
+        &ApplicationFilter {
+            outcome,
+            customer_id: page.customer_id.as_deref(),
+            registered_by: only,
+        },
+        limit,
+        offset,
+    )
     .await?;
-    let filter = filter(5);
-    let rows = sqlx::query(&format!(
-        "SELECT a.application_id, a.customer_id, a.submitted_at, a.purpose, a.amount, \
-           a.tenure_months, a.interest_rate_bps, d.decision, d.score, d.pd, d.grade, \
-           d.model_version, d.decided_at \
-         FROM applications a LEFT JOIN decisions d USING (application_id) {filter} \
-         ORDER BY a.submitted_at DESC, a.application_id LIMIT $3 OFFSET $4"
-    ))
-    .bind(outcome)
-    .bind(&page.customer_id)
-    .bind(limit)
-    .bind(offset)
-    .bind(only)
-    .fetch_all(&edge.pool)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let decision: Option<String> = r.try_get(7)?;
-        out.push(serde_json::json!({
-            "application_id": r.try_get::<String, _>(0)?,
-            "customer_id": r.try_get::<String, _>(1)?,
-            "submitted_at": r.try_get::<chrono::DateTime<Utc>, _>(2)?,
-            "loan_purpose": r.try_get::<String, _>(3)?,
-            "loan_amount": r.try_get::<i64, _>(4)?,
-            "loan_tenure_months": r.try_get::<i32, _>(5)?,
-            "interest_rate_bps": r.try_get::<i32, _>(6)?,
-            "status": seed_status(decision.as_deref()),
-            "decision": decision,
-            "credit_score": r.try_get::<Option<i32>, _>(8)?,
-            "risk_probability": r.try_get::<Option<f64>, _>(9)?,
-            "grade": r.try_get::<Option<String>, _>(10)?,
-            "model_version": r.try_get::<Option<String>, _>(11)?,
-            "decided_at": r.try_get::<Option<chrono::DateTime<Utc>>, _>(12)?,
-        }));
-    }
+    let out: Vec<serde_json::Value> = page
+        .applications
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "application_id": r.application_id,
+                "customer_id": r.customer_id,
+                "submitted_at": r.submitted_at,
+                "loan_purpose": r.purpose,
+                "loan_amount": r.amount,
+                "loan_tenure_months": r.tenure_months,
+                "interest_rate_bps": r.interest_rate_bps,
+                "status": seed_status(r.decision.as_deref()),
+                "decision": r.decision,
+                "credit_score": r.score,
+                "risk_probability": r.pd,
+                "grade": r.grade,
+                "model_version": r.model_version,
+                "decided_at": r.decided_at,
+            })
+        })
+        .collect();
     ok(&serde_json::json!({
-        "applications": out, "total": total, "limit": limit, "offset": offset
+        "applications": out, "total": page.total, "limit": limit, "offset": offset
     }))
 }
 
@@ -373,13 +334,9 @@ fn seed_status(decision: Option<&str>) -> &'static str {
 /// `GET /api/loans/applications/{id}`: the application, its decision and reasons, and the loan.
 pub async fn application_detail(edge: Arc<Edge>, id: String, who: Principal) -> Answer {
     api::known_id("application", &id)?;
-    let stored: Option<(serde_json::Value, String)> =
-        sqlx::query_as("SELECT payload, customer_id FROM applications WHERE application_id = $1")
-            .bind(&id)
-            .fetch_optional(&edge.pool)
-            .await?;
-    if let Some((_, customer_id)) = &stored {
-        match super::customers::in_scope(&edge, &who, customer_id).await {
+    let stored = book_applications::stored(&edge.pool, &id).await?;
+    if let Some(a) = &stored {
+        match super::customers::in_scope(&edge, &who, &a.customer_id).await {
             Err(e) if e.status == StatusCode::NOT_FOUND => {
                 return Err(ApiError::not_found(format!("no application {id}")));
             }
@@ -388,71 +345,51 @@ pub async fn application_detail(edge: Arc<Edge>, id: String, who: Principal) -> 
     } else if super::customers::scoped(&edge, &who) {
         return Err(ApiError::not_found(format!("no application {id}")));
     }
-    let app: Option<serde_json::Value> = stored.map(|(payload, _)| payload);
-    let d = sqlx::query(
-        "SELECT customer_id, decided_at, model_version, pd, score, grade, decision, rule_hits, \
-           emi, foir, ltv, challenger_version, challenger_pd \
-         FROM decisions WHERE application_id = $1",
-    )
-    .bind(&id)
-    .fetch_optional(&edge.pool)
-    .await?;
+    let app: Option<serde_json::Value> = stored.map(|a| a.payload);
+    let d = book_applications::decision(&edge.pool, &id).await?;
     if app.is_none() && d.is_none() {
         return Err(ApiError::not_found(format!(
             "no application {id} in the book (a just-published one appears once stored)"
         )));
     }
-    let reasons = sqlx::query(
-        "SELECT code, feature, value, points FROM decision_reasons \
-         WHERE application_id = $1 ORDER BY rank",
-    )
-    .bind(&id)
-    .fetch_all(&edge.pool)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(serde_json::json!({
-            "code": r.try_get::<String, _>(0)?,
-            "feature": r.try_get::<String, _>(1)?,
-            "value": r.try_get::<Option<f64>, _>(2)?,
-            "points": r.try_get::<f64, _>(3)?,
-        }))
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let loan_id: Option<String> =
-        sqlx::query_scalar("SELECT loan_id FROM loans WHERE application_id = $1")
-            .bind(&id)
-            .fetch_optional(&edge.pool)
-            .await?;
-    let decision = match &d {
-        Some(r) => {
-            let outcome: String = r.try_get(6)?;
+    let reasons: Vec<serde_json::Value> = book_applications::reasons(&edge.pool, &id)
+        .await?
+        .iter()
+        .map(|r| {
             serde_json::json!({
-                "customer_id": r.try_get::<String, _>(0)?,
-                "decided_at": r.try_get::<chrono::DateTime<Utc>, _>(1)?,
-                "model_version": r.try_get::<String, _>(2)?,
-                "risk_probability": r.try_get::<f64, _>(3)?,
-                "credit_score": r.try_get::<i32, _>(4)?,
-                "grade": r.try_get::<String, _>(5)?,
-                "status": seed_status(Some(&outcome)),
-                "decision": outcome,
-                "rule_hits": r.try_get::<Vec<String>, _>(7)?,
-                "emi": r.try_get::<i64, _>(8)?,
-                "foir": r.try_get::<f64, _>(9)?,
-                "ltv": r.try_get::<Option<f64>, _>(10)?,
-                "challenger": r.try_get::<Option<String>, _>(11)?.map(|v| serde_json::json!({
-                    "model_version": v,
-                    "pd": r.try_get::<Option<f64>, _>(12).ok().flatten(),
-                })),
-                "reasons": reasons,
+                "code": r.code,
+                "feature": r.feature,
+                "value": r.value,
+                "points": r.points,
             })
-        }
+        })
+        .collect();
+    let loan_id = book_loans::of_application(&edge.pool, &id).await?;
+    let decision = match &d {
+        Some(r) => serde_json::json!({
+            "customer_id": r.customer_id,
+            "decided_at": r.decided_at,
+            "model_version": r.model_version,
+            "risk_probability": r.pd,
+            "credit_score": r.score,
+            "grade": r.grade,
+            "status": seed_status(Some(&r.decision)),
+            "decision": r.decision,
+            "rule_hits": r.rule_hits,
+            "emi": r.emi,
+            "foir": r.foir,
+            "ltv": r.ltv,
+            "challenger": r.challenger_version.as_ref().map(|v| serde_json::json!({
+                "model_version": v,
+                "pd": r.challenger_pd,
+            })),
+            "reasons": reasons,
+        }),
         None => serde_json::Value::Null,
     };
     let status = d
         .as_ref()
-        .and_then(|r| r.try_get::<String, _>(6).ok())
-        .map_or("pending", |o| seed_status(Some(&o)));
+        .map_or("pending", |r| seed_status(Some(&r.decision)));
     ok(&serde_json::json!({
         "application_id": id,
         "status": status,
@@ -476,94 +413,54 @@ pub async fn loans(edge: Arc<Edge>, _who: Principal, page: Page) -> Answer {
             ))
         }
     };
-    let filter = "WHERE ($1::text IS NULL OR s.state = $1) \
-                  AND ($2::text IS NULL OR l.customer_id = $2)";
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM loans l JOIN loan_status s USING (loan_id) {filter}"
-    ))
-    .bind(&state)
-    .bind(&page.customer_id)
-    .fetch_one(&edge.pool)
+    let page = book_loans::list(
+        &edge.pool,
+        &LoanFilter {
+            state: state.as_deref(),
+            customer_id: page.customer_id.as_deref(),
+        },
+        limit,
+        offset,
+    )
     .await?;
-    let rows = sqlx::query(&format!(
-        "SELECT l.loan_id, l.application_id, l.customer_id, l.principal, l.interest_rate_bps, \
-           l.tenure_months, l.emi, l.disbursed_on, l.purpose, l.grade, s.state, \
-           s.outstanding_principal, s.dpd, s.asset_class, s.stage, s.provision \
-         FROM loans l JOIN loan_status s USING (loan_id) {filter} \
-         ORDER BY l.disbursed_on DESC, l.loan_id LIMIT $3 OFFSET $4"
-    ))
-    .bind(&state)
-    .bind(&page.customer_id)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&edge.pool)
-    .await?;
-    let out = rows
+    let out: Vec<serde_json::Value> = page
+        .loans
         .iter()
         .map(|r| {
-            Ok(serde_json::json!({
-                "loan_id": r.try_get::<String, _>(0)?,
-                "application_id": r.try_get::<String, _>(1)?,
-                "customer_id": r.try_get::<String, _>(2)?,
-                "principal": r.try_get::<i64, _>(3)?,
-                "interest_rate_bps": r.try_get::<i32, _>(4)?,
-                "tenure_months": r.try_get::<i32, _>(5)?,
-                "emi": r.try_get::<i64, _>(6)?,
-                "disbursed_on": r.try_get::<chrono::NaiveDate, _>(7)?,
-                "purpose": r.try_get::<Option<String>, _>(8)?,
-                "grade": r.try_get::<Option<String>, _>(9)?,
-                "status": r.try_get::<String, _>(10)?,
-                "outstanding": r.try_get::<i64, _>(11)?,
-                "dpd": r.try_get::<i32, _>(12)?,
-                "asset_class": r.try_get::<String, _>(13)?,
-                "ifrs9_stage": r.try_get::<i16, _>(14)?,
-                "provision": r.try_get::<i64, _>(15)?,
-            }))
+            serde_json::json!({
+                "loan_id": r.loan_id,
+                "application_id": r.application_id,
+                "customer_id": r.customer_id,
+                "principal": r.principal,
+                "interest_rate_bps": r.interest_rate_bps,
+                "tenure_months": r.tenure_months,
+                "emi": r.emi,
+                "disbursed_on": r.disbursed_on,
+                "purpose": r.purpose,
+                "grade": r.grade,
+                "status": r.state,
+                "outstanding": r.outstanding_principal,
+                "dpd": r.dpd,
+                "asset_class": r.asset_class,
+                "ifrs9_stage": r.stage,
+                "provision": r.provision,
+            })
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    ok(&serde_json::json!({ "loans": out, "total": total, "limit": limit, "offset": offset }))
+        .collect();
+    ok(&serde_json::json!({ "loans": out, "total": page.total, "limit": limit, "offset": offset }))
 }
 
 /// `GET /api/loans/loans/{id}`: terms, status, schedule, payments and the DPD/class history.
 pub async fn loan_detail(edge: Arc<Edge>, id: String, _who: Principal) -> Answer {
     api::known_id("loan", &id)?;
-    let loan: Option<serde_json::Value> = sqlx::query_scalar(
-        "SELECT to_jsonb(l) || jsonb_build_object('status', to_jsonb(s) - 'loan_id') \
-         FROM loans l JOIN loan_status s USING (loan_id) WHERE l.loan_id = $1",
-    )
-    .bind(&id)
-    .fetch_optional(&edge.pool)
-    .await?;
-    let Some(mut loan) = loan else {
+    let Some(record) = book_loans::record(&edge.pool, &id).await? else {
         return Err(ApiError::not_found(format!("no loan {id}")));
     };
-    let list = |sql: &'static str| {
-        let pool = edge.pool.clone();
-        let id = id.clone();
-        async move {
-            sqlx::query_scalar::<_, serde_json::Value>(sql)
-                .bind(id)
-                .fetch_all(&pool)
-                .await
-        }
-    };
-    let schedule =
-        list("SELECT to_jsonb(i) - 'loan_id' FROM instalments i WHERE loan_id = $1 ORDER BY seq")
-            .await?;
-    let payments = list(
-        "SELECT to_jsonb(p) - 'loan_id' FROM payments p WHERE loan_id = $1 \
-         ORDER BY paid_on, payment_id",
-    )
-    .await?;
-    let history = list(
-        "SELECT to_jsonb(h) - 'loan_id' FROM status_history h WHERE loan_id = $1 \
-         ORDER BY business_date",
-    )
-    .await?;
+    let mut loan = record.loan;
     if let Some(o) = loan.as_object_mut() {
-        o.insert("schedule".into(), schedule.into());
-        o.insert("payments".into(), payments.into());
-        o.insert("status_history".into(), history.into());
+        o.insert("schedule".into(), record.schedule.into());
+        o.insert("payments".into(), record.payments.into());
+        o.insert("status_history".into(), record.status_history.into());
     }
     ok(&loan)
 }

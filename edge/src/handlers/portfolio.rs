@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use portfolio_aggregator::queries;
+use book::queries;
 
 use bytes::Bytes;
 use warp::Reply;

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use portfolio_aggregator::queries;
+use book::{applications, queries, stress};
 use serde::Deserialize;
-use sqlx::Row;
 
 use super::{ok, Answer};
 use crate::api;
@@ -49,35 +48,19 @@ pub async fn stress_test(edge: Arc<Edge>, _who: Principal, body: serde_json::Val
     let base = queries::summary(&edge.pool, None).await?;
     // The day-end's own ECL function on the exposure and months left it stored, so an
     // unshocked run reproduces the day-end's ECL to the paisa.
-    let r = sqlx::query(
-        "WITH b AS ( \
-           SELECT s.outstanding_principal AS out, s.ead, s.remaining_months, s.stage, \
-             is_npa(s.asset_class) AS npa, \
-             least(1, greatest(0, coalesce(s.current_pd, l.origination_pd, 0)) * $1) AS pd, \
-             l.origination_pd AS opd, \
-             least(10000, s.lgd_bps + $2) AS lgd \
-           FROM loan_status s JOIN loans l USING (loan_id) \
-           WHERE (s.state = 'ACTIVE' OR s.ead > 0) AND l.disbursed_on <= $5), \
-         st AS (SELECT b.*, CASE WHEN stage = 3 OR npa THEN 3 \
-             WHEN stage = 2 OR (opd > 0 AND pd >= $3 * opd) THEN 2 ELSE 1 END AS sstage FROM b) \
-         SELECT count(*), coalesce(sum(out), 0)::int8, \
-           coalesce(sum(ecl(sstage, pd, lgd, ead, remaining_months, $4)), 0)::int8, \
-           count(*) FILTER (WHERE sstage = 2 AND stage = 1), \
-           coalesce(sum(out) FILTER (WHERE npa), 0)::int8, \
-           coalesce(round(sum(pd * out) FILTER (WHERE NOT npa)), 0)::int8, \
-           count(*) FILTER (WHERE sstage = 1), count(*) FILTER (WHERE sstage = 2), \
-           count(*) FILTER (WHERE sstage = 3) \
-         FROM st",
+    let r = stress::run(
+        &edge.pool,
+        &stress::Shocks {
+            pd_multiplier: b.pd_multiplier,
+            lgd_add_bps: b.lgd_add_bps,
+            pd_ratio_trigger: edge.domain.ifrs9.pd_ratio_trigger,
+            min_horizon_months: i32::try_from(edge.domain.ifrs9.min_horizon_months)
+                .unwrap_or(i32::MAX),
+            business_date: base.business_date,
+        },
     )
-    .bind(b.pd_multiplier)
-    .bind(b.lgd_add_bps)
-    .bind(edge.domain.ifrs9.pd_ratio_trigger)
-    .bind(i32::try_from(edge.domain.ifrs9.min_horizon_months).unwrap_or(i32::MAX))
-    .bind(base.business_date)
-    .fetch_one(&edge.pool)
     .await?;
-    let g = |i: usize| -> Result<i64, sqlx::Error> { r.try_get::<i64, _>(i) };
-    let (outstanding, ecl, npa, new_npa) = (g(1)?, g(2)?, g(4)?, g(5)?);
+    let (outstanding, ecl, npa, new_npa) = (r.outstanding, r.ecl, r.npa_amount, r.expected_new_npa);
     let ratio = |n: i64| {
         if outstanding > 0 {
             n as f64 / outstanding as f64
@@ -88,14 +71,14 @@ pub async fn stress_test(edge: Arc<Edge>, _who: Principal, body: serde_json::Val
     ok(&serde_json::json!({
         "business_date": base.business_date,
         "shocks": { "pd_multiplier": b.pd_multiplier, "lgd_add_bps": b.lgd_add_bps },
-        "open_loans": g(0)?,
+        "open_loans": r.open_loans,
         "outstanding": outstanding,
         "baseline": { "ecl": base.ecl, "npa_amount": base.npa_amount, "npa_ratio": base.npa_ratio },
         "stressed": {
             "ecl": ecl,
             "ecl_change": ecl - base.ecl,
-            "stage_counts": { "1": g(6)?, "2": g(7)?, "3": g(8)? },
-            "loans_moved_to_stage_2": g(3)?,
+            "stage_counts": { "1": r.stage_1, "2": r.stage_2, "3": r.stage_3 },
+            "loans_moved_to_stage_2": r.moved_to_stage_2,
             "expected_new_npa_12m": new_npa,
             "projected_npa_amount": npa + new_npa,
             "projected_npa_ratio": ratio(npa + new_npa),
@@ -129,11 +112,7 @@ pub async fn drift(edge: Arc<Edge>, _who: Principal, q: DriftQuery) -> Answer {
         ));
     };
     let artifact = &models.champion.artifact;
-    let rows: Vec<serde_json::Value> =
-        sqlx::query_scalar("SELECT payload FROM applications ORDER BY submitted_at DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&edge.pool)
-            .await?;
+    let rows = applications::latest_payloads(&edge.pool, limit).await?;
     let mut window =
         scorer::psi::PsiWindow::new(&artifact.feature_distributions, rows.len().max(1));
     let mut n = 0usize;

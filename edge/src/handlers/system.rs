@@ -19,12 +19,9 @@ pub async fn health() -> Answer {
 
 /// Readiness: PostgreSQL and Kafka both answer (503 naming the one that does not).
 pub async fn ready(edge: Arc<Edge>) -> Answer {
-    let db = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&edge.pool),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
+    let db = tokio::time::timeout(Duration::from_secs(2), book::health::ping(&edge.pool))
+        .await
+        .is_ok_and(|r| r.is_ok());
     let producer = edge.producer.clone();
     let kafka = tokio::task::spawn_blocking(move || {
         producer

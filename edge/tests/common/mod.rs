@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use book::scratch::ScratchDatabase;
 use edge::auth::{create_key, Role};
 use edge::{Edge, EdgeSettings};
 use runtime::kafka::EmbeddedKafka;
-use runtime::postgres::{connect, ScratchDatabase};
+use runtime::postgres::connect;
 use runtime::settings::Topics;
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +37,7 @@ pub async fn spawn_edge(settings: EdgeSettings) -> Harness {
     let kafka = EmbeddedKafka::start(1, &topics.all()).unwrap();
     let db = ScratchDatabase::create().await.unwrap();
     let pool = connect(&db.url, 4).await.unwrap();
-    portfolio_aggregator::db::migrate(&pool).await.unwrap();
+    book::db::migrate(&pool).await.unwrap();
     // The edge runs with its stage's role only, as a deployment grants it.
     let edge_pool = connect(&db.login_as("credit_risk_edge").await.unwrap(), 4)
         .await

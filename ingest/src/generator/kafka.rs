@@ -30,6 +30,17 @@ pub struct GeneratorTopics {
     pub customers: String,
 }
 
+impl From<&runtime::settings::Topics> for GeneratorTopics {
+    fn from(t: &runtime::settings::Topics) -> Self {
+        Self {
+            applications: t.applications.clone(),
+            decisions: t.decisions.clone(),
+            events: t.events.clone(),
+            customers: t.customers.clone(),
+        }
+    }
+}
+
 /// Counts deliveries the broker did not acknowledge.
 #[derive(Default, Clone)]
 pub struct DeliveryCounter {

@@ -50,8 +50,8 @@ const PILOT: usize = 20_000;
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     /// The settings are inconsistent.
-    #[error("invalid generator settings: {0}")]
-    Settings(String),
+    #[error("invalid generator settings")]
+    Settings(#[from] settings::InvalidSettings),
     /// The output could not be written.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -163,7 +163,7 @@ pub fn generate(
     sink: &mut dyn Sink,
     progress: Progress<'_>,
 ) -> Result<Summary, GenerateError> {
-    settings.validate().map_err(GenerateError::Settings)?;
+    settings.validate()?;
     let started = std::time::Instant::now();
     let intercept = calibrate(settings, domain);
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);

@@ -112,9 +112,18 @@ impl Default for GeneratorSettings {
     }
 }
 
+/// A generator setting out of its range, named with the range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSettings(pub String);
+
 impl GeneratorSettings {
     /// Check the settings make sense, naming the first that does not.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSettings> {
+        self.first_problem().map_err(InvalidSettings)
+    }
+
+    fn first_problem(&self) -> Result<(), String> {
         let share = |name: &str, v: f64| {
             if (0.0..=1.0).contains(&v) {
                 Ok(())

@@ -119,6 +119,39 @@ fn array<'a>(tree: &'a Value, key: &str) -> Result<&'a Vec<Value>, ModelError> {
         .ok_or_else(|| err(format!("tree has no array {key}")))
 }
 
+/// The trees of an XGBoost JSON model document.
+fn tree_documents(doc: &Value) -> Result<&Vec<Value>, ModelError> {
+    doc.pointer("/learner/gradient_booster/model/trees")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err("no trees"))
+}
+
+/// Gain importance: the loss reductions of every split on each of `num_features` features,
+/// summed over the trees of an XGBoost JSON model document.
+pub fn gain_by_feature(doc: &Value, num_features: usize) -> Result<Vec<f64>, ModelError> {
+    let mut gain = vec![0.0f64; num_features];
+    for t in tree_documents(doc)? {
+        let left = array(t, "left_children")?;
+        let split = array(t, "split_indices")?;
+        let loss = array(t, "loss_changes")?;
+        if left.len() != split.len() || left.len() != loss.len() {
+            return Err(err("tree arrays differ in length"));
+        }
+        for ((l, j), g) in left.iter().zip(split).zip(loss) {
+            // Leaves have no left child (-1) and carry no gain.
+            if l.as_i64().unwrap_or(-1) < 0 {
+                continue;
+            }
+            let j = j.as_u64().ok_or_else(|| err("bad split index"))? as usize;
+            let g = g.as_f64().ok_or_else(|| err("bad loss change"))?;
+            *gain
+                .get_mut(j)
+                .ok_or_else(|| err("a split uses a feature beyond num_feature"))? += g;
+        }
+    }
+    Ok(gain)
+}
+
 fn parse_tree(t: &Value) -> Result<Tree, ModelError> {
     let left = array(t, "left_children")?;
     let right = array(t, "right_children")?;
@@ -201,10 +234,7 @@ impl Ensemble {
         if name != "gbtree" {
             return Err(err(format!("booster {name:?} is not gbtree")));
         }
-        let trees = booster
-            .pointer("/model/trees")
-            .and_then(Value::as_array)
-            .ok_or_else(|| err("no trees"))?
+        let trees = tree_documents(doc)?
             .iter()
             .map(parse_tree)
             .collect::<Result<Vec<_>, _>>()?;
