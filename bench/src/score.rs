@@ -1,7 +1,7 @@
 //! `score`: inference latency (native vs XGBoost's C API) and end-to-end throughput and
 //! latency through the embedded Kafka cluster. Prints one JSON line.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use risk_core::model::Artifact;
 use scorer::decide::Explain;
 use serde_json::json;
@@ -12,36 +12,15 @@ use crate::settings::Settings;
 use crate::sys::scratch_dir;
 use crate::throughput::{self, Offer};
 
-/// Reason-code policy on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ExplainArg {
-    /// No reasons.
-    None,
-    /// Declined and referred decisions.
-    NonApproved,
-    /// Every decision.
-    All,
-}
-
-impl From<ExplainArg> for Explain {
-    fn from(e: ExplainArg) -> Self {
-        match e {
-            ExplainArg::None => Explain::None,
-            ExplainArg::NonApproved => Explain::NonApproved,
-            ExplainArg::All => Explain::All,
-        }
-    }
-}
-
 /// Flags of `score`.
 #[derive(Debug, Args)]
 pub struct ScoreBench {
     /// Applications sent through the embedded cluster.
     #[arg(long, default_value_t = 100_000)]
     applications: u64,
-    /// Which decisions carry reasons.
-    #[arg(long, value_enum, default_value_t = ExplainArg::NonApproved)]
-    explain: ExplainArg,
+    /// Which decisions carry reasons: none, non-approved or all.
+    #[arg(long, default_value = "non-approved")]
+    explain: Explain,
     /// Offer applications at this rate (per second) while scoring, for latency; default: all
     /// produced first, for throughput.
     #[arg(long)]
@@ -97,11 +76,9 @@ pub async fn run(args: ScoreBench, settings: Settings) -> anyhow::Result<()> {
         })
         .await??
     };
-    let mut report =
-        json!({ "latency": latency, "explain": format!("{:?}", Explain::from(args.explain)) });
+    let mut report = json!({ "latency": latency, "explain": format!("{:?}", args.explain) });
     if let Some(seconds) = args.soak_secs {
-        let figures =
-            throughput::soak(args.brokers, args.explain.into(), &artifact_path, seconds).await?;
+        let figures = throughput::soak(args.brokers, args.explain, &artifact_path, seconds).await?;
         if let Some(obj) = report.as_object_mut() {
             obj.insert("soak".into(), figures);
         }
@@ -110,7 +87,7 @@ pub async fn run(args: ScoreBench, settings: Settings) -> anyhow::Result<()> {
             brokers: args.brokers,
             applications: args.applications,
             rate: args.rate,
-            explain: args.explain.into(),
+            explain: args.explain,
         };
         let e2e = throughput::end_to_end(&offer, &settings, &artifact_path).await?;
         if let (Some(obj), Some(e)) = (report.as_object_mut(), e2e.as_object()) {

@@ -84,6 +84,19 @@ pub struct KeyInfo {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl KeyInfo {
+    /// `active`, `active until …`, `expired …` or `revoked …` as of `now` (minutes, UTC).
+    pub fn state(&self, now: DateTime<Utc>) -> String {
+        let at = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M");
+        match (self.revoked_at, self.expires_at) {
+            (Some(r), _) => format!("revoked {}", at(r)),
+            (None, Some(e)) if e <= now => format!("expired {}", at(e)),
+            (None, Some(e)) => format!("active until {}", at(e)),
+            (None, None) => "active".into(),
+        }
+    }
+}
+
 /// Every key, newest first.
 pub async fn list(pool: &PgPool) -> Result<Vec<KeyInfo>, sqlx::Error> {
     sqlx::query_as(

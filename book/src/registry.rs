@@ -171,6 +171,19 @@ pub struct Promotion {
 }
 
 impl Promotion {
+    /// A model outside the registry, given to the scorers as champion by its file (a model
+    /// trained on generated data, for a pilot or a test).
+    pub fn unregistered_champion(artifact: &Artifact, artifact_uri: String) -> Self {
+        Self {
+            model_name: artifact.model_name.clone(),
+            model_version: artifact.model_version.clone(),
+            alias: ModelAlias::Champion,
+            feature_set_version: artifact.feature_set_version.clone(),
+            artifact_uri,
+            previous_version: None,
+        }
+    }
+
     /// The event announcing this promotion, made by `by` now.
     pub fn announcement(&self, by: &str) -> ModelPromoted {
         ModelPromoted {

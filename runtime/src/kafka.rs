@@ -188,3 +188,18 @@ impl Drop for EmbeddedKafka {
         }
     }
 }
+
+/// Fetch cluster metadata from `brokers` (within 10 s), so a wrong address fails at once with a
+/// clear error; returns how many brokers answered.
+pub async fn check_reachable(brokers: &str) -> Result<usize, rdkafka::error::KafkaError> {
+    use rdkafka::producer::{BaseProducer, Producer};
+    let producer: BaseProducer = producer_config(brokers).create()?;
+    tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(None, std::time::Duration::from_secs(10))
+            .map(|m| m.brokers().len())
+    })
+    .await
+    .unwrap_or(Err(rdkafka::error::KafkaError::Canceled))
+}

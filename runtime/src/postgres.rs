@@ -142,7 +142,12 @@ pub fn find_bin_dir() -> Result<PathBuf, PgError> {
         .unwrap_or_default();
     for dir in on_path {
         if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
-            return Ok(dir);
+            // The server's own directory (where `createdb` is too), also when PATH holds links.
+            let own = std::fs::canonicalize(dir.join("pg_ctl"))
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .filter(|d| d.join("createdb").is_file());
+            return Ok(own.unwrap_or(dir));
         }
     }
     let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")

@@ -26,6 +26,25 @@ pub enum Explain {
     All,
 }
 
+/// A reason-code policy that is not `none`, `non-approved` or `all`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a reason-code policy: use none, non-approved or all")]
+pub struct UnknownExplain(pub String);
+
+impl std::str::FromStr for Explain {
+    type Err = UnknownExplain;
+
+    /// The policy's setting and flag spelling: `none`, `non-approved`, `all`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "non-approved" => Ok(Self::NonApproved),
+            "all" => Ok(Self::All),
+            other => Err(UnknownExplain(other.to_string())),
+        }
+    }
+}
+
 /// Round to two decimals so decisions are stable and compact.
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0

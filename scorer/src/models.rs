@@ -30,10 +30,16 @@ pub fn artifact_path(uri: &str) -> PathBuf {
 
 /// Load and check an artifact file against this build's feature set.
 pub fn load(path: &Path) -> Result<LoadedModel, ScorerError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| ScorerError::Model(format!("{}: {e}", path.display())))?;
-    Artifact::load(&bytes, features::VERSION, &features::names())
-        .map_err(|e| ScorerError::Model(format!("{}: {e}", path.display())))
+    let bytes = std::fs::read(path).map_err(|source| ScorerError::ModelFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Artifact::load(&bytes, features::VERSION, &features::names()).map_err(|source| {
+        ScorerError::Artifact {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Apply one promotion to the current models; errors leave them unchanged.
@@ -50,8 +56,8 @@ pub fn apply(current: Option<&Models>, promoted: &ModelPromoted) -> Result<Model
             champion: current.champion.clone(),
             challenger: Some(loaded),
         }),
-        (ModelAlias::Challenger, None) => Err(ScorerError::Model(
-            "a challenger was promoted before any champion".into(),
+        (ModelAlias::Challenger, None) => Err(ScorerError::NoModel(
+            "a challenger was promoted before any champion",
         )),
     }
 }
@@ -66,19 +72,14 @@ pub async fn follow(
     shutdown: CancellationToken,
 ) -> Result<(watch::Receiver<Option<Models>>, tokio::task::JoinHandle<()>), ScorerError> {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, Offset::Beginning)
-        .map_err(|e| ScorerError::Kafka(e.to_string()))?;
-    consumer
-        .assign(&tpl)
-        .map_err(|e| ScorerError::Kafka(e.to_string()))?;
-    let (_, high) = consumer
-        .fetch_watermarks(&topic, 0, Duration::from_secs(10))
-        .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let (_, high) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(10))?;
     let (tx, rx) = watch::channel(initial);
     let mut caught_up = high == 0;
     while !caught_up {
         let m = tokio::select! {
-            m = consumer.recv() => m.map_err(|e| ScorerError::Kafka(e.to_string()))?,
+            m = consumer.recv() => m?,
             _ = shutdown.cancelled() => return Err(ScorerError::Stopped),
         };
         handle(&tx, m.payload());

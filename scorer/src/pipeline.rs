@@ -102,13 +102,9 @@ async fn complete(
     metrics: &Metrics,
     store: bool,
 ) -> Result<u64, ScorerError> {
-    let acks = p
-        .acks
-        .await
-        .map_err(|e| ScorerError::Kafka(format!("acknowledgement task failed: {e}")))?
-        .map_err(|_| ScorerError::Kafka("producer dropped a delivery".into()))?;
+    let acks = p.acks.await?.map_err(|_| ScorerError::DeliveryDropped)?;
     if let Some((e, _)) = acks.iter().find_map(|r| r.as_ref().err()) {
-        return Err(ScorerError::Kafka(format!("delivery failed: {e}")));
+        return Err(ScorerError::Kafka(e.clone()));
     }
     let now = Utc::now();
     for at in &p.decided_at {
@@ -261,18 +257,14 @@ pub async fn run(
 ) -> Result<u64, ScorerError> {
     // Shared with the scoring task of every batch without copying the settings.
     let config = Arc::new(config);
-    consumer
-        .subscribe(&[&config.applications_topic])
-        .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+    consumer.subscribe(&[&config.applications_topic])?;
     if config.exactly_once {
-        producer
-            .init_transactions(Duration::from_secs(30))
-            .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+        producer.init_transactions(Duration::from_secs(30))?;
     }
     let mut current = models
         .borrow_and_update()
         .clone()
-        .ok_or_else(|| ScorerError::Model("no champion model".into()))?;
+        .ok_or(ScorerError::NoModel("no champion model"))?;
     let mut psi = PsiWindow::new(
         &current.champion.artifact.feature_distributions,
         config.psi_window,
@@ -283,7 +275,7 @@ pub async fn run(
     let mut scores: Vec<(String, prometheus::Histogram)> = Vec::new();
     loop {
         let first = tokio::select! {
-            m = consumer.recv() => m.map_err(|e| ScorerError::Kafka(e.to_string()))?.detach(),
+            m = consumer.recv() => m?.detach(),
             // While idle, finish batches whose acknowledgements have arrived.
             _ = tokio::time::sleep(Duration::from_millis(1)), if !in_flight.is_empty() => {
                 while in_flight.front().is_some_and(|p| p.acks.is_finished()) {
@@ -300,7 +292,7 @@ pub async fn run(
         while batch.len() < config.batch_size {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(m)) => batch.push(m.detach()),
-                Ok(Err(e)) => return Err(ScorerError::Kafka(e.to_string())),
+                Ok(Err(e)) => return Err(ScorerError::Kafka(e)),
                 Err(_) => break,
             }
         }
@@ -327,8 +319,7 @@ pub async fn run(
                 let outcomes = score_batch(&batch, &models, &cfg, &mut window);
                 (outcomes, batch, window)
             })
-            .await
-            .map_err(|e| ScorerError::Kafka(format!("scoring task failed: {e}")))?
+            .await?
         };
         psi = psi_back;
         metrics
@@ -336,9 +327,7 @@ pub async fn run(
             .observe(started.elapsed().as_secs_f64());
 
         if config.exactly_once {
-            producer
-                .begin_transaction()
-                .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+            producer.begin_transaction()?;
         }
         let mut sends = Vec::with_capacity(batch.len());
         let mut decided_at = Vec::with_capacity(batch.len());
@@ -348,8 +337,7 @@ pub async fn run(
             // librdkafka copies the payload, so the encoded bytes may be dropped after send.
             let send = match outcome {
                 Outcome::Decided(d, at) => {
-                    let bytes = schemas::encode(d.as_ref())
-                        .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+                    let bytes = schemas::encode(d.as_ref())?;
                     by_outcome[outcome_index(d.decision)] += 1;
                     metrics.pd.observe(d.pd);
                     score_histogram(&mut scores, &metrics, &d.grade).observe(f64::from(d.score));
@@ -360,7 +348,7 @@ pub async fn run(
                                 .key(key)
                                 .payload(bytes.as_slice()),
                         )
-                        .map_err(|(e, _)| ScorerError::Kafka(e.to_string()))?
+                        .map_err(|(e, _)| ScorerError::Kafka(e))?
                 }
                 Outcome::Dead { class, message } => {
                     metrics.dead_lettered.with_label_values(&[class]).inc();
@@ -377,7 +365,7 @@ pub async fn run(
                                 .payload(m.payload().unwrap_or_default())
                                 .headers(dlq_headers(m, class, message)),
                         )
-                        .map_err(|(e, _)| ScorerError::Kafka(e.to_string()))?
+                        .map_err(|(e, _)| ScorerError::Kafka(e))?
                 }
             };
             sends.push(send);
@@ -415,19 +403,17 @@ pub async fn run(
             .await?;
             let mut offsets = TopicPartitionList::new();
             for m in &batch {
-                offsets
-                    .add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))
-                    .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+                offsets.add_partition_offset(
+                    m.topic(),
+                    m.partition(),
+                    Offset::Offset(m.offset() + 1),
+                )?;
             }
             let group = consumer
                 .group_metadata()
-                .ok_or_else(|| ScorerError::Kafka("no group metadata".into()))?;
-            producer
-                .send_offsets_to_transaction(&offsets, &group, Duration::from_secs(30))
-                .map_err(|e| ScorerError::Kafka(e.to_string()))?;
-            producer
-                .commit_transaction(Duration::from_secs(30))
-                .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+                .ok_or(ScorerError::NoGroupMetadata)?;
+            producer.send_offsets_to_transaction(&offsets, &group, Duration::from_secs(30))?;
+            producer.commit_transaction(Duration::from_secs(30))?;
         } else {
             // Up to MAX_IN_FLIGHT batches await their acknowledgements while the next ones are
             // scored; offsets are stored strictly in batch order as acknowledgements complete.

@@ -120,9 +120,7 @@ pub fn consumer(
     if svc.settings.exactly_once {
         c.set("enable.auto.commit", "false");
     }
-    let consumer: pipeline::ScorerConsumer = c
-        .create_with_context(ScorerContext { metrics })
-        .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+    let consumer: pipeline::ScorerConsumer = c.create_with_context(ScorerContext { metrics })?;
     Ok(Arc::new(consumer))
 }
 
@@ -137,7 +135,7 @@ pub fn producer(svc: &ScorerService) -> Result<FutureProducer, ScorerError> {
             format!("{}-{}", svc.settings.transactional_id, std::process::id()),
         );
     }
-    p.create().map_err(|e| ScorerError::Kafka(e.to_string()))
+    Ok(p.create()?)
 }
 
 /// Run the scorer until `shutdown`; returns decisions produced.
@@ -146,15 +144,13 @@ pub async fn run(
     registry: prometheus::Registry,
     shutdown: CancellationToken,
 ) -> Result<u64, ScorerError> {
-    let metrics = Metrics::new(&registry).map_err(|e| ScorerError::Metrics(e.to_string()))?;
-    let addr: SocketAddr = svc.settings.metrics_bind.parse().map_err(|_| {
-        ScorerError::Metrics(format!(
-            "metrics_bind {} is not an address",
-            svc.settings.metrics_bind
-        ))
-    })?;
-    let (bound, _server) = runtime::metrics::serve(registry, addr, shutdown.clone())
-        .map_err(|e| ScorerError::Metrics(e.to_string()))?;
+    let metrics = Metrics::new(&registry)?;
+    let addr: SocketAddr = svc
+        .settings
+        .metrics_bind
+        .parse()
+        .map_err(|_| ScorerError::MetricsBind(svc.settings.metrics_bind.clone()))?;
+    let (bound, _server) = runtime::metrics::serve(registry, addr, shutdown.clone())?;
     tracing::info!(%bound, "Serving /metrics");
 
     let initial = match &svc.settings.model_path {
@@ -172,8 +168,7 @@ pub async fn run(
         &format!("{}-models-{}", svc.settings.group_id, std::process::id()),
         svc.session_timeout_ms,
     )
-    .create()
-    .map_err(|e| ScorerError::Kafka(e.to_string()))?;
+    .create()?;
     let (rx, follower) = models::follow(
         updates,
         svc.topics.model_updates.clone(),
@@ -186,10 +181,7 @@ pub async fn run(
         .as_ref()
         .map(|m| m.champion.artifact.model_version.clone());
     let Some(version) = champion else {
-        return Err(ScorerError::Model(format!(
-            "no champion: give an artifact (--model) or promote one on {}",
-            svc.topics.model_updates
-        )));
+        return Err(ScorerError::NoChampion(svc.topics.model_updates.clone()));
     };
     tracing::info!(model = %version, "Scoring with champion");
     let config = ScorerConfig {

@@ -1,6 +1,5 @@
 //! `credit-risk aggregate`: the loan book kept from decisions and loan events.
 
-use anyhow::Context;
 use clap::Args;
 use platform::Settings;
 use portfolio_aggregator::service::AggregatorService;
@@ -19,30 +18,11 @@ pub struct AggregateArgs {
 /// Run the aggregator until Ctrl-C: migrations, then the consumer loop.
 pub async fn run(args: AggregateArgs, settings: Settings) -> anyhow::Result<()> {
     let shutdown = runtime::shutdown::on_signals();
-    let infra = runtime::infra::Infra::start(&settings.infra, true).await?;
-    if infra.embedded_kafka().is_some() {
-        println!("Embedded Kafka bootstrap servers: {}", infra.brokers);
-    }
-    if let Some(pg) = infra.embedded_postgres() {
-        println!("PostgreSQL: {}", pg.url().masked());
-    }
-    let url = infra
-        .database_url
-        .clone()
-        .context("the aggregator needs PostgreSQL (DATABASE_URL)")?;
-    let pool = runtime::postgres::connect(&url, 4)
-        .await
-        .context("connecting to PostgreSQL")?;
-    book::db::migrate(&pool)
-        .await
-        .context("migrating the book's schema")?;
+    // The aggregator commits batches in parallel shares: a small pool serves them.
+    let (infra, pool) = super::open_book(&settings, 4).await?;
     let mut s = settings.aggregator.clone();
-    if let Some(b) = args.metrics_bind {
-        s.metrics_bind = b;
-    }
-    if let Some(b) = args.batch_size {
-        s.batch_size = b;
-    }
+    s.metrics_bind = args.metrics_bind.unwrap_or(s.metrics_bind);
+    s.batch_size = args.batch_size.unwrap_or(s.batch_size);
     let svc = AggregatorService::new(
         &infra.brokers,
         &settings.infra.kafka,

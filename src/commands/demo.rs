@@ -34,21 +34,13 @@ pub struct DemoArgs {
 /// Run the demo with the flags over `[demo]`.
 pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
     let demo = &mut settings.demo;
-    if let Some(v) = args.history_months {
-        demo.history_months = v;
-    }
-    if let Some(v) = args.applications_per_month {
-        demo.applications_per_month = v;
-    }
-    if let Some(v) = args.live_months {
-        demo.live_months = v;
-    }
-    if let Some(v) = args.days_per_minute {
-        demo.days_per_minute = v;
-    }
-    if let Some(v) = args.retrain_every_days {
-        demo.retrain_every_days = v;
-    }
+    demo.history_months = args.history_months.unwrap_or(demo.history_months);
+    demo.applications_per_month = args
+        .applications_per_month
+        .unwrap_or(demo.applications_per_month);
+    demo.live_months = args.live_months.unwrap_or(demo.live_months);
+    demo.days_per_minute = args.days_per_minute.unwrap_or(demo.days_per_minute);
+    demo.retrain_every_days = args.retrain_every_days.unwrap_or(demo.retrain_every_days);
     platform::demo::run(DemoRequest {
         settings,
         bind: args.bind,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use ingest::generator::kafka::{GeneratorTopics, KafkaSink};
 use ingest::generator::sink::{ApplicationsOnly, FileFormat, FileSink, Sink, TruthSink};
 use ingest::generator::{generate, GeneratorSettings};
@@ -65,31 +65,19 @@ pub struct GenerateArgs {
 }
 
 fn apply(args: &GenerateArgs, mut g: GeneratorSettings) -> GeneratorSettings {
-    if let Some(v) = args.applications {
-        g.applications = v;
-    }
-    if let Some(v) = args.seed {
-        g.seed = v;
-    }
-    if let Some(v) = args.start {
-        g.start = v;
-    }
-    if let Some(v) = args.months {
-        g.months = v;
-    }
-    if let Some(v) = args.default_rate {
-        g.target_default_rate = v;
-    }
-    if let Some(v) = args.thin_file_share {
-        g.thin_file_share = v;
-    }
+    g.applications = args.applications.unwrap_or(g.applications);
+    g.seed = args.seed.unwrap_or(g.seed);
+    g.start = args.start.unwrap_or(g.start);
+    g.months = args.months.unwrap_or(g.months);
+    g.target_default_rate = args.default_rate.unwrap_or(g.target_default_rate);
+    g.thin_file_share = args.thin_file_share.unwrap_or(g.thin_file_share);
     g
 }
 
 /// Run the command.
 pub fn run(args: GenerateArgs, settings: Settings) -> anyhow::Result<()> {
     let generator = apply(&args, settings.generator.clone());
-    generator.validate().context("invalid generator settings")?;
+    generator.validate()?;
     let mut sink: Box<dyn Sink> = if args.to_kafka {
         let Some(brokers) = settings.infra.kafka.brokers.as_deref() else {
             bail!(
@@ -121,14 +109,11 @@ pub fn run(args: GenerateArgs, settings: Settings) -> anyhow::Result<()> {
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} business days ({eta} left)")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_message("generating");
-        bar
+        super::bar(
+            0,
+            "{msg} [{bar:40}] {pos}/{len} business days ({eta} left)",
+            "generating",
+        )
     };
     let mut progress = |done: u64, total: u64| {
         if done == 1 {

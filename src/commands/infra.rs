@@ -10,7 +10,10 @@ pub async fn run(settings: Settings, kafka_only: bool) -> anyhow::Result<()> {
         .await
         .context("starting infrastructure")?;
     if infra.embedded_kafka().is_none() {
-        check_kafka(&infra.brokers).await?;
+        let brokers = runtime::kafka::check_reachable(&infra.brokers)
+            .await
+            .with_context(|| format!("no Kafka broker answers at {}", infra.brokers))?;
+        tracing::info!(brokers, "Kafka reachable");
     }
     if let (None, Some(url)) = (infra.embedded_postgres(), &infra.database_url) {
         let pool = runtime::postgres::connect(url, 1).await?;
@@ -35,20 +38,4 @@ pub async fn run(settings: Settings, kafka_only: bool) -> anyhow::Result<()> {
         println!("Stopped. The database is kept in {}", dir.display());
     }
     Ok(())
-}
-
-/// Fetch cluster metadata from configured brokers, so a wrong address fails here, clearly.
-async fn check_kafka(brokers: &str) -> anyhow::Result<()> {
-    let brokers = brokers.to_string();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        use rdkafka::producer::{BaseProducer, Producer};
-        let producer: BaseProducer = runtime::kafka::producer_config(&brokers).create()?;
-        let metadata = producer
-            .client()
-            .fetch_metadata(None, std::time::Duration::from_secs(10))
-            .with_context(|| format!("no Kafka broker answers at {brokers}"))?;
-        tracing::info!(brokers = metadata.brokers().len(), "Kafka reachable");
-        Ok(())
-    })
-    .await?
 }

@@ -27,10 +27,7 @@ pub struct IngestArgs {
 /// Run the stage until Ctrl-C, or load the file.
 pub async fn run(args: IngestArgs, settings: Settings) -> anyhow::Result<()> {
     let shutdown = runtime::shutdown::on_signals();
-    let infra = runtime::infra::Infra::start(&settings.infra, false).await?;
-    if infra.embedded_kafka().is_some() {
-        println!("Embedded Kafka bootstrap servers: {}", infra.brokers);
-    }
+    let infra = super::start_infra(&settings, false).await?;
     let t = &settings.infra.kafka.topics;
     let topics = IngestTopics {
         raw: t.applications_raw.clone(),

@@ -32,7 +32,8 @@ pub enum KeysCommand {
 
 /// Manage API keys.
 pub async fn run(cmd: KeysCommand, settings: Settings) -> anyhow::Result<()> {
-    let (infra, pool) = super::open_book(&settings).await?;
+    let (infra, pool) =
+        super::open_book(&settings, settings.infra.database.max_connections).await?;
     let actor = "credit-risk keys";
     let result = match cmd {
         KeysCommand::Create {
@@ -56,14 +57,7 @@ pub async fn run(cmd: KeysCommand, settings: Settings) -> anyhow::Result<()> {
         }
         KeysCommand::List => {
             for k in edge::auth::list_keys(&pool).await? {
-                let state = match (k.revoked_at, k.expires_at) {
-                    (Some(r), _) => format!("revoked {}", r.format("%Y-%m-%d %H:%M")),
-                    (None, Some(e)) if e <= chrono::Utc::now() => {
-                        format!("expired {}", e.format("%Y-%m-%d %H:%M"))
-                    }
-                    (None, Some(e)) => format!("active until {}", e.format("%Y-%m-%d %H:%M")),
-                    (None, None) => "active".into(),
-                };
+                let state = k.state(chrono::Utc::now());
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     k.key_id,

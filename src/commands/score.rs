@@ -2,31 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use platform::Settings;
 use scorer::decide::Explain;
 use scorer::service::{ScorerService, ScorerSettings};
-
-/// Reason-code policy on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ExplainArg {
-    /// No reasons.
-    None,
-    /// Declined and referred decisions.
-    NonApproved,
-    /// Every decision.
-    All,
-}
-
-impl From<ExplainArg> for Explain {
-    fn from(e: ExplainArg) -> Self {
-        match e {
-            ExplainArg::None => Explain::None,
-            ExplainArg::NonApproved => Explain::NonApproved,
-            ExplainArg::All => Explain::All,
-        }
-    }
-}
 
 /// Flags of `score`; each overrides `[scorer]`.
 #[derive(Debug, Args)]
@@ -34,9 +13,9 @@ pub struct ScoreArgs {
     /// Model artifact to start from (else the champion on the model-updates topic).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Which decisions carry reason codes.
-    #[arg(long, value_enum)]
-    explain: Option<ExplainArg>,
+    /// Which decisions carry reason codes: none, non-approved or all.
+    #[arg(long)]
+    explain: Option<Explain>,
     /// Consume-transform-produce in Kafka transactions.
     #[arg(long)]
     exactly_once: bool,
@@ -48,23 +27,12 @@ pub struct ScoreArgs {
 /// Run the scorer until Ctrl-C.
 pub async fn run(args: ScoreArgs, settings: Settings) -> anyhow::Result<()> {
     let shutdown = runtime::shutdown::on_signals();
-    let infra = runtime::infra::Infra::start(&settings.infra, false).await?;
-    if infra.embedded_kafka().is_some() {
-        println!("Embedded Kafka bootstrap servers: {}", infra.brokers);
-    }
+    let infra = super::start_infra(&settings, false).await?;
     let mut s: ScorerSettings = settings.scorer.clone();
-    if let Some(m) = args.model {
-        s.model_path = Some(m);
-    }
-    if let Some(e) = args.explain {
-        s.explain = e.into();
-    }
-    if args.exactly_once {
-        s.exactly_once = true;
-    }
-    if let Some(b) = args.metrics_bind {
-        s.metrics_bind = b;
-    }
+    s.model_path = args.model.or(s.model_path);
+    s.explain = args.explain.unwrap_or(s.explain);
+    s.exactly_once |= args.exactly_once;
+    s.metrics_bind = args.metrics_bind.unwrap_or(s.metrics_bind);
     let svc = ScorerService::new(
         &infra.brokers,
         &settings.infra.kafka,

@@ -17,14 +17,12 @@ pub struct ServeArgs {
 
 /// Run the edge until Ctrl-C.
 pub async fn run(args: ServeArgs, mut settings: Settings) -> anyhow::Result<()> {
-    if let Some(m) = &args.metrics_bind {
-        settings.edge.metrics_bind.clone_from(m);
+    if let Some(m) = args.metrics_bind {
+        settings.edge.metrics_bind = m;
     }
     let shutdown = runtime::shutdown::on_signals();
-    let (infra, pool) = super::open_book(&settings).await?;
-    if infra.embedded_kafka().is_some() {
-        println!("Embedded Kafka bootstrap servers: {}", infra.brokers);
-    }
+    let (infra, pool) =
+        super::open_book(&settings, settings.infra.database.max_connections).await?;
     let edge = edge::build(
         pool.clone(),
         &infra.brokers,

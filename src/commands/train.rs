@@ -5,24 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use book::registry::Promotion;
-use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::Args;
+use indicatif::ProgressBar;
 use platform::training::{summary, train_and_announce, Announcer};
 use platform::Settings;
 use rdkafka::producer::FutureProducer;
-use schemas::ModelAlias;
 use trainer::from_book::{BookTraining, Progress};
 use trainer::promotion::PromotionSettings;
 use trainer::xgb::{Mode, XgbParams};
-
-/// Booster kind on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ModeArg {
-    /// Gradient boosting.
-    Gbtree,
-    /// Random forest.
-    RandomForest,
-}
 
 /// Flags of `train`.
 #[derive(Debug, Args)]
@@ -94,9 +84,9 @@ pub struct TrainArgs {
     /// Model version (default: pd-<mode>-<unix time>).
     #[arg(long)]
     version: Option<String>,
-    /// Gradient boosting or random forest.
-    #[arg(long, value_enum, default_value_t = ModeArg::Gbtree)]
-    mode: ModeArg,
+    /// Gradient boosting or random forest: gbtree or random-forest.
+    #[arg(long, default_value = "gbtree")]
+    mode: Mode,
     /// Boosting rounds (forest: trees); default 1,000 with --csv (early stopping decides),
     /// 300 with --generated.
     #[arg(long)]
@@ -129,10 +119,7 @@ pub async fn run(args: TrainArgs, settings: Settings) -> anyhow::Result<()> {
 
 /// XGBoost's parameters: the `train` defaults for credit data, with the flags given.
 fn params_of(args: &TrainArgs) -> XgbParams {
-    let mode = match args.mode {
-        ModeArg::Gbtree => Mode::GradientBoosting,
-        ModeArg::RandomForest => Mode::RandomForest,
-    };
+    let mode = args.mode;
     let rounds = args
         .rounds
         .unwrap_or(if args.csv.is_some() { 1_000 } else { 300 });
@@ -161,13 +148,7 @@ struct Bars {
 }
 
 fn bar(what: &str) -> ProgressBar {
-    let b = ProgressBar::new(0);
-    b.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    b.set_message(what.to_string());
-    b
+    super::bar(0, "{msg:>10} [{bar:30}] {pos}/{len} {elapsed}", what)
 }
 
 impl Progress for Bars {
@@ -197,7 +178,7 @@ async fn from_book(args: &TrainArgs, params: XgbParams, settings: &Settings) -> 
         ..PromotionSettings::default()
     };
     request.truth.clone_from(&args.truth);
-    let (infra, pool) = super::open_book(settings).await?;
+    let (infra, pool) = super::open_book(settings, settings.infra.database.max_connections).await?;
     let producer: Option<FutureProducer> = match settings.infra.kafka.brokers.as_deref() {
         Some(brokers) => Some(runtime::kafka::producer_config(brokers).create()?),
         None => None,
@@ -252,14 +233,7 @@ async fn generated(args: &TrainArgs, params: XgbParams, settings: &Settings) -> 
             bail!("--publish needs KAFKA_BROKERS");
         };
         let producer: FutureProducer = runtime::kafka::producer_config(brokers).create()?;
-        let promotion = Promotion {
-            model_name: artifact.model_name.clone(),
-            model_version: version.clone(),
-            alias: ModelAlias::Champion,
-            feature_set_version: artifact.feature_set_version.clone(),
-            artifact_uri: uri,
-            previous_version: None,
-        };
+        let promotion = Promotion::unregistered_champion(&artifact, uri);
         scorer::models::announce(
             &producer,
             &settings.infra.kafka.topics.model_updates,
@@ -290,11 +264,10 @@ fn cross_validate(
         table.categorical.len(),
         100.0 * table.labels.iter().sum::<f32>() as f64 / table.len() as f64
     );
-    let bar = indicatif::ProgressBar::new(args.cv as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("cross-validating [{bar:30}] fold {pos}/{len}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+    let bar = super::bar(
+        args.cv as u64,
+        "cross-validating [{bar:30}] fold {pos}/{len}",
+        "",
     );
     let report = trainer::cv::cross_validate(
         &table.rows,

@@ -27,6 +27,24 @@ pub enum Mode {
     RandomForest,
 }
 
+/// A booster kind that is not `gbtree` or `random-forest`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a booster: use gbtree or random-forest")]
+pub struct UnknownMode(pub String);
+
+impl std::str::FromStr for Mode {
+    type Err = UnknownMode;
+
+    /// The command line's spelling: `gbtree` or `random-forest`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gbtree" => Ok(Self::GradientBoosting),
+            "random-forest" => Ok(Self::RandomForest),
+            other => Err(UnknownMode(other.to_string())),
+        }
+    }
+}
+
 /// Hyper-parameters. Defaults are XGBoost's customary starting point for credit data.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]

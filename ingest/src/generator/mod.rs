@@ -50,7 +50,7 @@ const PILOT: usize = 20_000;
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     /// The settings are inconsistent.
-    #[error("invalid generator settings")]
+    #[error(transparent)]
     Settings(#[from] settings::InvalidSettings),
     /// The output could not be written.
     #[error(transparent)]

@@ -114,7 +114,7 @@ impl Default for GeneratorSettings {
 
 /// A generator setting out of its range, named with the range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
+#[error("invalid generator settings: {0}")]
 pub struct InvalidSettings(pub String);
 
 impl GeneratorSettings {
