@@ -1,5 +1,9 @@
 //! `credit-risk`: the one binary. Parses the command line and hands each command's typed
-//! request to the crates (`commands/`, one file per command).
+//! request to the crates.
+//!
+//! # Layout
+//! `commands/`: one file per command (`infra`, `demo`, `serve`, `keys`, `generate`, `ingest`,
+//! `score`, `aggregate`, `train`, `config`); their shared start-up in `commands/mod.rs`.
 
 use std::path::PathBuf;
 

@@ -204,16 +204,19 @@ async fn stream(
     drop(sink);
 
     eprintln!("Applying …");
-    let svc = AggregatorService {
-        brokers,
+    let kafka = runtime::settings::KafkaSettings {
         topics,
-        session_timeout_ms: settings.infra.kafka.session_timeout_ms,
-        settings: AggregatorSettings {
+        ..settings.infra.kafka.clone()
+    };
+    let svc = AggregatorService::new(
+        &brokers,
+        &kafka,
+        AggregatorSettings {
             group_id: GROUP.into(),
             ..settings.aggregator.clone()
         },
-        domain: settings.domain.clone(),
-    };
+        settings.domain.clone(),
+    );
     let metrics = Metrics::new(&prometheus::Registry::new())?;
     let shutdown = CancellationToken::new();
     let started = Instant::now();

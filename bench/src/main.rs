@@ -5,6 +5,11 @@
 //! - `aggregate`: events applied per second with exactly-once commits, the day-end and the
 //!   summary read on a large book, optionally the summary through the HTTP edge.
 //! - `train`: N matured loans from PostgreSQL to a registered model, beside the Python peer.
+//!
+//! # Layout
+//! `score` (with `latency` and `throughput`), `aggregate` (with `http`) and `train`, one per
+//! command; `workload` (generated applications, the embedded cluster), `sys` (memory readings,
+//! child processes, scratch directories) and `settings` below them.
 
 use std::path::PathBuf;
 

@@ -207,19 +207,22 @@ pub async fn end_to_end(
 
     let registry = prometheus::Registry::new();
     let shutdown = CancellationToken::new();
-    let svc = ScorerService {
-        brokers: kafka.bootstrap_servers().to_string(),
+    let kafka_settings = runtime::settings::KafkaSettings {
         topics: topics.clone(),
-        session_timeout_ms: settings.infra.kafka.session_timeout_ms,
-        settings: ScorerSettings {
+        ..settings.infra.kafka.clone()
+    };
+    let svc = ScorerService::new(
+        kafka.bootstrap_servers(),
+        &kafka_settings,
+        ScorerSettings {
             group_id: format!("bench-scorer-{id}"),
             model_path: Some(model.to_path_buf()),
             explain: offer.explain,
             metrics_bind: "127.0.0.1:0".into(),
             ..settings.scorer.clone()
         },
-        domain: settings.domain.clone(),
-    };
+        settings.domain.clone(),
+    );
     let mut cc = consumer_config(
         kafka.bootstrap_servers(),
         &format!("bench-check-{id}"),

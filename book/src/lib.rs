@@ -19,8 +19,8 @@
 //! - [`stress`]: the book under PD and LGD shocks (stages, ECL, projected NPA).
 //! - [`health`]: whether the database answers.
 //! - [`training`]: matured loans with their labels, for the training job.
-//! - [`scratch`]: a database of its own for each test, with logins holding one stage's role.
-//! - [`synthetic`]: synthetic books and readings for the benchmarks.
+//! - `synthetic` (feature `synthetic`, for `credit-risk-bench` only): synthetic books and
+//!   readings for the benchmarks.
 //!
 //! The aggregator is the only writer of the loan tables. Each batch's changes and the consumed
 //! offsets commit in one PostgreSQL transaction, so a crash at any point loses nothing and
@@ -37,8 +37,8 @@ pub mod loans;
 pub mod message;
 pub mod queries;
 pub mod registry;
-pub mod scratch;
 pub mod stress;
+#[cfg(feature = "synthetic")]
 pub mod synthetic;
 pub mod training;
 pub mod write;

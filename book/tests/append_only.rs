@@ -7,7 +7,6 @@
 mod common;
 
 use book::message::{Incoming, Payload, Source};
-use book::scratch::ScratchDatabase;
 use book::write::ApplyContext;
 use chrono::TimeZone;
 use common::apply;
@@ -17,6 +16,7 @@ use risk_core::settings::DomainSettings;
 use runtime::postgres::connect;
 use schemas::{CustomerUpdated, Outcome, Purpose};
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 
 /// A checksum of every row of the tables the records write.
 async fn checksums(pool: &PgPool) -> Vec<(String, String)> {

@@ -11,7 +11,6 @@ use common::{d, no_current_pd};
 use std::collections::BTreeSet;
 
 use book::message::{Incoming, Payload, Source};
-use book::scratch::ScratchDatabase;
 use book::write::{apply_batch, ApplyContext};
 use chrono::{NaiveDate, TimeZone, Utc};
 use proptest::prelude::*;
@@ -23,6 +22,7 @@ use risk_core::settings::DomainSettings;
 use runtime::postgres::connect;
 use schemas::{LoanAction, LoanDisbursed, LoanEvent, LoanEventBody, PaymentReceived, Purpose};
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 
 /// Both engines, fed the same events.
 struct Both {

@@ -20,7 +20,6 @@ use common::no_current_pd;
 use std::collections::BTreeSet;
 
 use book::message::{Incoming, Payload, Source};
-use book::scratch::ScratchDatabase;
 use book::write::{apply_batch, ApplyContext};
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
@@ -33,6 +32,7 @@ use risk_core::settings::DomainSettings;
 use runtime::postgres::connect;
 use schemas::{LoanAction, LoanDisbursed, LoanEvent, LoanEventBody, PaymentReceived, Purpose};
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 
 #[derive(Debug, Clone, Copy)]
 enum Behaviour {

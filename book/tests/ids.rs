@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use book::scratch::ScratchDatabase;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use runtime::postgres::connect;
 use schemas::validate::valid_id;
+use tests::scratch::ScratchDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_and_the_codec_accept_the_same_ids() {

@@ -11,7 +11,6 @@ mod common;
 
 use book::message::{Incoming, Payload, Source};
 use book::queries::{self, Group, PortfolioSummary};
-use book::scratch::ScratchDatabase;
 use book::write::ApplyContext;
 use chrono::NaiveDate;
 use common::apply;
@@ -21,6 +20,7 @@ use proptest::prelude::*;
 use risk_core::settings::DomainSettings;
 use runtime::postgres::connect;
 use schemas::LoanEventBody;
+use tests::scratch::ScratchDatabase;
 
 #[derive(Debug, Clone)]
 struct Case {

@@ -14,7 +14,6 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 
 use book::message::{Incoming, Payload, Source};
-use book::scratch::ScratchDatabase;
 use book::write::{apply_batch, ApplyContext};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ingest::generator::sink::MemorySink;
@@ -26,6 +25,7 @@ use risk_core::settings::DomainSettings;
 use runtime::postgres::connect;
 use schemas::{LoanEvent, LoanEventBody, Purpose};
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 
 /// Apply a batch; returns the event ids it refused, with their class.
 async fn apply(

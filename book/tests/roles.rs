@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use book::scratch::ScratchDatabase;
 use runtime::postgres::connect;
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 
 const STAGES: [&str; 3] = [
     "credit_risk_aggregator",

@@ -14,7 +14,6 @@ mod common;
 
 use book::message::{Incoming, Payload, Source};
 use book::queries;
-use book::scratch::ScratchDatabase;
 use book::write::{apply_batch, ApplyContext};
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use common::d;
@@ -23,6 +22,7 @@ use runtime::postgres::connect;
 use schemas::{
     BusinessDayClosed, LoanAction, LoanDisbursed, LoanEvent, LoanEventBody, PaymentReceived,
 };
+use tests::scratch::ScratchDatabase;
 
 const PRINCIPAL: i64 = 1_200_000;
 const EMI: i64 = 100_000;

@@ -6,13 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use book::message::{Incoming, Payload, Source};
-use book::scratch::ScratchDatabase;
 use book::write::{apply_batch, ApplyContext};
 use chrono::{NaiveDate, TimeZone, Utc};
 use risk_core::settings::DomainSettings;
 use runtime::postgres::connect;
 use schemas::{LoanDisbursed, LoanEvent, LoanEventBody, PaymentReceived};
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 
 fn date(m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, m, d).unwrap()

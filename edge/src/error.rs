@@ -146,7 +146,9 @@ impl From<book::queries::QueryError> for ApiError {
         match e {
             QueryError::NoClosedDay(_) => Self::not_found(e.to_string()),
             QueryError::Database(d) => d.into(),
-            QueryError::Snapshot { .. } => Self::internal("the portfolio snapshot", &e),
+            QueryError::Snapshot { .. } | QueryError::Vintage(_) => {
+                Self::internal("the portfolio snapshot", &e)
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::auth::{key_from_headers, Principal};
 use crate::error::{recover, reject, ApiError};
 use crate::handlers::{customers, loans, models, portfolio, risk, system, Answer};
 use crate::route_table::{roles_of, template};
-use crate::{dashboard, openapi, Edge};
+use crate::{dashboard, openapi, state::Edge};
 
 fn with_edge(
     edge: Arc<Edge>,
@@ -54,10 +54,10 @@ fn caller(
 /// The client's address (its IP): from the connection, as the server records it.
 fn client_addr(
 ) -> impl Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
-    warp::ext::optional::<crate::ClientAddr>()
+    warp::ext::optional::<crate::server::ClientAddr>()
         .and(warp::addr::remote())
         .map(
-            |ext: Option<crate::ClientAddr>, remote: Option<std::net::SocketAddr>| {
+            |ext: Option<crate::server::ClientAddr>, remote: Option<std::net::SocketAddr>| {
                 ext.map(|c| c.0).or(remote).map(|a| a.ip().to_string())
             },
         )

@@ -21,7 +21,6 @@ use book::queries::{
     Group, LoanDistribution, NpaAnalysis, PortfolioSummary, RepaymentStats, RiskConcentration,
     RollRates, Trend, Vintages,
 };
-use book::scratch::ScratchDatabase;
 use book::write::{apply_batch, outcome_symbol, ApplyContext};
 use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
 use edge::auth::{create_key, Role};
@@ -36,6 +35,7 @@ use runtime::settings::Topics;
 use schemas::{LoanEvent, LoanEventBody};
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 use tokio_util::sync::CancellationToken;
 
 /// One loan as the oracle sees it after a day-end.

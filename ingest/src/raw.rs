@@ -77,11 +77,26 @@ pub struct IngestCounts {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// Kafka refused or timed out.
-    #[error("Kafka: {0}")]
+    #[error("Kafka")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    /// A file could not be read.
-    #[error("{0}")]
-    Io(String),
+    /// A file could not be read or written.
+    #[error("{path}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checked application could not be encoded (a defect: types and schemas disagree).
+    #[error("line {line}")]
+    Encode {
+        /// Line of the file.
+        line: usize,
+        /// Why.
+        #[source]
+        source: schemas::EncodeError,
+    },
 }
 
 async fn send(
@@ -194,7 +209,10 @@ pub async fn load_file(
     producer: &FutureProducer,
     topics: &IngestTopics,
 ) -> Result<IngestCounts, IngestError> {
-    let io = |e: std::io::Error| IngestError::Io(format!("{}: {e}", path.display()));
+    let io = |source: std::io::Error| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     let rejected_path = path.with_extension("rejected.jsonl");
     let mut rejected: Option<std::fs::File> = None;
@@ -207,8 +225,10 @@ pub async fn load_file(
         }
         match parse(line.as_bytes()) {
             Ok(app) => {
-                let bytes = schemas::encode(&app)
-                    .map_err(|e| IngestError::Io(format!("line {}: {e}", n + 1)))?;
+                let bytes = schemas::encode(&app).map_err(|source| IngestError::Encode {
+                    line: n + 1,
+                    source,
+                })?;
                 pending.push((app.application_id, bytes));
             }
             Err(r) => {

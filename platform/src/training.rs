@@ -24,9 +24,6 @@ pub enum TrainingError {
         #[source]
         source: scorer::models::AnnounceError,
     },
-    /// The Kafka producer could not be created.
-    #[error("creating the Kafka producer")]
-    Kafka(#[from] rdkafka::error::KafkaError),
 }
 
 /// Where promotions are announced.

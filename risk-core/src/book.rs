@@ -1,6 +1,6 @@
 //! The reference book: loans, payments, write-offs, losses and day-ends replayed in memory with
-//! this crate's rules, one loan and one day at a time. The aggregator's set-based day-end is
-//! tested against it.
+//! this crate's rules, one loan and one day at a time. The book's set-based day-end
+//! (`book::dayend`) is tested against it.
 //!
 //! Event time: a payment or write-off counts from its own business date. One dated on or before
 //! the day after the last closed day is applied when it arrives (the next day-end counts it; a

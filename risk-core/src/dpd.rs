@@ -1,5 +1,5 @@
 //! Payment allocation and days past due: one cursor over a loan's unpaid schedule, used by the
-//! aggregator on the stored schedule and by [`Ledger`], the reference replay.
+//! book's writes (`book::write`) on the stored schedule and by [`Ledger`], the reference replay.
 //!
 //! A payment on date `t`, in this order:
 //! 1. settles the instalments due on or before `t`, oldest first, interest then principal;

@@ -7,7 +7,7 @@
 //! - [`dpd`]: payment allocation (oldest instalment first, prepayment, foreclosure) and days
 //!   past due.
 //! - [`book`]: the reference book: loans, payments and day-ends replayed in memory with these
-//!   rules, against which the aggregator's SQL day-end is tested.
+//!   rules, against which the book's SQL day-end (`book::dayend`) is tested.
 //! - [`irac`]: SMA/NPA classification, NPA ageing, upgrade rule, borrower-wise NPA.
 //! - [`ifrs9`]: staging, lifetime PD, expected credit loss, LGD settings.
 //! - [`provisioning`]: IRAC provisions by class.

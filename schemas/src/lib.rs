@@ -5,6 +5,7 @@
 //!   published version, add the next one.
 //! - [`types`]: the Rust types (serde) of the newest version of each family.
 //! - [`codec`]: Avro binary in the single-object encoding, with writer → reader resolution.
+//! - [`binary`]: direct encoders and decoders of the hot families (no `Value` tree).
 //! - [`registry`]: every known version and its CRC-64-AVRO fingerprint.
 //! - [`time`]: serde adapters for Avro's `date` and `timestamp-millis`.
 //! - [`validate`]: value checks every consumer applies before using a message.

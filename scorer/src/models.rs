@@ -118,7 +118,7 @@ fn handle(tx: &watch::Sender<Option<Models>>, payload: Option<&[u8]>) {
             let _ = tx.send(Some(models));
         }
         Err(error) => {
-            tracing::error!(%error, version = %promoted.model_version, "Cannot use promoted model; keeping the current one")
+            tracing::error!(error = %runtime::telemetry::chain(&error), version = %promoted.model_version, "Cannot use promoted model; keeping the current one")
         }
     }
 }

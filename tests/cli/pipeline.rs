@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use book::scratch::ScratchDatabase;
 use chrono::NaiveDate;
 use ingest::generator::kafka::{GeneratorTopics, KafkaSink};
 use ingest::generator::sink::{MemorySink, Sink, SinkError, TruthRow};
@@ -27,6 +26,7 @@ use runtime::settings::Topics;
 use schemas::{CustomerRegistered, Decision, LoanApplication, LoanEvent, LoanEventBody};
 use scorer::service::{ScorerService, ScorerSettings};
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");

@@ -6,9 +6,9 @@
 
 use std::process::Command;
 
-use book::scratch::ScratchDatabase;
 use ingest::generator::GeneratorSettings;
 use runtime::postgres::connect;
+use tests::scratch::ScratchDatabase;
 
 const BIN: &str = env!("CARGO_BIN_EXE_credit-risk");
 

@@ -10,7 +10,6 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use book::scratch::ScratchDatabase;
 use chrono::NaiveDate;
 use futures::future::join_all;
 use ingest::generator::sink::MemorySink;
@@ -23,6 +22,7 @@ use runtime::postgres::{connect, EmbeddedPostgres};
 use runtime::settings::Topics;
 use schemas::LoanEventBody;
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 
 use tests::process::{start_broker, Killed};
 

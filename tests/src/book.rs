@@ -10,15 +10,14 @@ use schemas::LoanEventBody;
 use sqlx::PgPool;
 
 /// Generate `settings`' history and apply it to the (migrated) book on `pool`.
-pub async fn load_generated(pool: &PgPool, settings: &GeneratorSettings) -> Result<(), String> {
+pub async fn load_generated(pool: &PgPool, settings: &GeneratorSettings) -> anyhow::Result<()> {
     let mut sink = MemorySink::default();
     generate(
         settings,
         &DomainSettings::default(),
         &mut sink,
         &mut |_, _| {},
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let ctx = ApplyContext {
         group: "generated".into(),
         event_partitions: 1,
@@ -27,11 +26,10 @@ pub async fn load_generated(pool: &PgPool, settings: &GeneratorSettings) -> Resu
     let apply = |batch: Vec<Incoming>| {
         let ctx = &ctx;
         async move {
-            let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-            apply_batch(&mut tx, ctx, &batch)
-                .await
-                .map_err(|e| e.to_string())?;
-            tx.commit().await.map_err(|e| e.to_string())
+            let mut tx = pool.begin().await?;
+            apply_batch(&mut tx, ctx, &batch).await?;
+            tx.commit().await?;
+            anyhow::Ok(())
         }
     };
     let mut batch = Vec::new();

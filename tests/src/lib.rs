@@ -2,6 +2,7 @@
 
 pub mod book;
 pub mod process;
+pub mod scratch;
 
 use chrono::{TimeZone, Utc};
 use schemas::{Applicant, Bureau, EmploymentType, LoanApplication, LoanTerms, Purpose, Residence};

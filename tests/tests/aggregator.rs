@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use book::scratch::ScratchDatabase;
 use chrono::{NaiveDate, TimeZone, Utc};
 use portfolio_aggregator::metrics::Metrics;
 use portfolio_aggregator::service::{AggregatorService, AggregatorSettings};
@@ -24,6 +23,7 @@ use schemas::{
     encode, BusinessDayClosed, LoanDisbursed, LoanEvent, LoanEventBody, PaymentReceived,
 };
 use sqlx::PgPool;
+use tests::scratch::ScratchDatabase;
 use tests::unique;
 use tokio_util::sync::CancellationToken;
 

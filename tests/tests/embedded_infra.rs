@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use book::scratch::ScratchDatabase;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use runtime::kafka::{consumer_config, producer_config, EmbeddedKafka};
 use runtime::postgres::connect;
 use schemas::{decode, encode, LoanApplication};
+use tests::scratch::ScratchDatabase;
 use tests::{sample_application, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

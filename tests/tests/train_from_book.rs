@@ -5,11 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use book::registry::{self, RegistryError};
-use book::scratch::ScratchDatabase;
 use ingest::generator::GeneratorSettings;
 use risk_core::settings::DomainSettings;
 use runtime::postgres::connect;
 use schemas::ModelAlias;
+use tests::scratch::ScratchDatabase;
 use trainer::from_book::{train_from_book, BookTraining};
 use trainer::xgb::XgbParams;
 

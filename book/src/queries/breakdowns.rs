@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 
-use super::{ratio, resolve_date, summary, QueryError};
+use super::date::{ratio, resolve_date, QueryError};
+use super::summary::summary;
 
 /// One group of a breakdown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

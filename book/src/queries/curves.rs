@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use std::collections::BTreeMap;
 
 use super::breakdowns::breakdown;
-use super::{approval_rate, ratio, resolve_date, QueryError};
+use super::date::{approval_rate, ratio, resolve_date, QueryError};
 
 /// One vintage's curve: share of its loans ever past a DPD threshold by month on book.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,14 +51,15 @@ pub async fn vintage_curves(
     .collect();
     let mut out = Vec::new();
     for g in groups {
-        let Ok(vintage) = g.key.parse::<NaiveDate>() else {
-            continue;
-        };
+        let vintage = g
+            .key
+            .parse::<NaiveDate>()
+            .map_err(|_| QueryError::Vintage(g.key.clone()))?;
         let months = chrono::Datelike::year(&d) * 12 + chrono::Datelike::month0(&d) as i32
             - (chrono::Datelike::year(&vintage) * 12 + chrono::Datelike::month0(&vintage) as i32);
         let len = usize::try_from(months.max(0) + 1).unwrap_or(1);
         let mut curves = [vec![0i64; len], vec![0i64; len], vec![0i64; len]];
-        for (v, threshold, mob, n) in hits.iter().filter(|h| h.0 == vintage) {
+        for (_, threshold, mob, n) in hits.iter().filter(|h| h.0 == vintage) {
             let which = match threshold {
                 30 => 0,
                 60 => 1,
@@ -70,7 +71,6 @@ pub async fn vintage_curves(
             {
                 *cell += n;
             }
-            let _ = v;
         }
         let cumulative = |c: &Vec<i64>| -> Vec<f64> {
             let mut sum = 0;

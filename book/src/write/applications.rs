@@ -1,8 +1,8 @@
 //! Applications and decisions, upserted by their natural key.
 
+use super::batch::{drop_conflicts, first_by_key, BatchOutcome, WriteError};
 use super::customers::CustomerRisk;
 use super::symbols::outcome_symbol;
-use super::{drop_conflicts, first_by_key, BatchOutcome};
 use chrono::{DateTime, Utc};
 use schemas::{Decision, LoanApplication};
 use sqlx::PgConnection;
@@ -15,7 +15,7 @@ pub(super) async fn insert_applications(
     tx: &mut PgConnection,
     applications: &[(usize, &LoanApplication)],
     out: &mut BatchOutcome,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     if applications.is_empty() {
         return Ok(());
     }
@@ -25,9 +25,9 @@ pub(super) async fn insert_applications(
         "application_id",
         out,
     );
-    let payload = |rows: &[(usize, &LoanApplication)]| -> Result<Vec<String>, sqlx::Error> {
+    let payload = |rows: &[(usize, &LoanApplication)]| -> Result<Vec<String>, WriteError> {
         rows.iter()
-            .map(|(_, a)| serde_json::to_string(a).map_err(|e| sqlx::Error::Encode(Box::new(e))))
+            .map(|(_, a)| serde_json::to_string(a).map_err(WriteError::Json))
             .collect()
     };
     if rows.is_empty() {
@@ -131,12 +131,10 @@ pub(super) struct DecisionColumns {
 }
 
 impl DecisionColumns {
-    fn of(rows: &[(usize, &Decision)]) -> Result<Self, sqlx::Error> {
+    fn of(rows: &[(usize, &Decision)]) -> Result<Self, WriteError> {
         let rule_hits = rows
             .iter()
-            .map(|(_, d)| {
-                serde_json::to_string(&d.rule_hits).map_err(|e| sqlx::Error::Encode(Box::new(e)))
-            })
+            .map(|(_, d)| serde_json::to_string(&d.rule_hits).map_err(WriteError::Json))
             .collect::<Result<Vec<String>, _>>()?;
         let col = |f: &dyn Fn(&Decision) -> String| -> Vec<String> {
             rows.iter().map(|(_, d)| f(d)).collect()
@@ -178,7 +176,7 @@ pub(super) async fn insert_decisions(
     tx: &mut PgConnection,
     decisions: &[(usize, &Decision)],
     out: &mut BatchOutcome,
-) -> Result<Vec<CustomerRisk>, sqlx::Error> {
+) -> Result<Vec<CustomerRisk>, WriteError> {
     if decisions.is_empty() {
         return Ok(Vec::new());
     }

@@ -1,5 +1,6 @@
 //! The stored repayment cursors of loans and their schedules rewritten after a payment.
 
+use super::batch::WriteError;
 use super::disburse::slice_bound;
 use chrono::NaiveDate;
 use risk_core::dpd::{Cursor, NeedsRest, PrepaymentMode};
@@ -23,7 +24,7 @@ pub(super) async fn cursors_of(
     totals: &[i64],
     to_end: bool,
     mode: PrepaymentMode,
-) -> Result<HashMap<String, Stored>, sqlx::Error> {
+) -> Result<HashMap<String, Stored>, WriteError> {
     Ok(sqlx::query!(
         "SELECT s.loan_id, s.state, s.next_unpaid_seq, s.next_unpaid_paid, \
            s.outstanding_principal, l.disbursed_on, l.interest_rate_bps, l.emi, \
@@ -134,7 +135,7 @@ pub(super) async fn rewrite_schedules(
     tx: &mut PgConnection,
     deltas: &BTreeMap<&str, Delta>,
     cursors: &HashMap<String, Stored>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     let mut ids = Vec::new();
     let mut firsts = Vec::new();
     let mut from = Vec::new();

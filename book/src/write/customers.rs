@@ -1,7 +1,7 @@
 //! Customer registrations, changes (with their history) and the customers' risk summary.
 
+use super::batch::{conflict, drop_conflicts, first_by_key, BatchOutcome, WriteError};
 use super::symbols::{employment_symbol, residence_symbol};
-use super::{conflict, drop_conflicts, first_by_key, BatchOutcome};
 use crate::message::Rejection;
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::{CustomerRegistered, CustomerUpdated};
@@ -29,11 +29,15 @@ pub(super) struct CustomerColumns {
 }
 
 impl CustomerColumns {
-    fn of(rows: &[(usize, &CustomerRegistered)]) -> Self {
+    fn of(rows: &[(usize, &CustomerRegistered)]) -> Result<Self, WriteError> {
+        let bureau = rows
+            .iter()
+            .map(|(_, c)| c.bureau.as_ref().map(serde_json::to_string).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         let col = |f: &dyn Fn(&CustomerRegistered) -> String| -> Vec<String> {
             rows.iter().map(|(_, c)| f(c)).collect()
         };
-        CustomerColumns {
+        Ok(CustomerColumns {
             id: col(&|c| c.customer_id.clone()),
             at: rows.iter().map(|(_, c)| c.registered_at).collect(),
             name: col(&|c| c.full_name.clone()),
@@ -55,15 +59,8 @@ impl CustomerColumns {
                 .map(|(_, c)| residence_symbol(c.residence))
                 .collect(),
             region: col(&|c| c.region.clone()),
-            bureau: rows
-                .iter()
-                .map(|(_, c)| {
-                    c.bureau
-                        .as_ref()
-                        .and_then(|b| serde_json::to_string(b).ok())
-                })
-                .collect(),
-        }
+            bureau,
+        })
     }
 }
 
@@ -74,12 +71,12 @@ pub(super) async fn insert_customers(
     tx: &mut PgConnection,
     customers: &[(usize, &CustomerRegistered)],
     out: &mut BatchOutcome,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     if customers.is_empty() {
         return Ok(());
     }
     let rows = first_by_key(customers, |c| c.customer_id.clone(), "customer_id", out);
-    let c = CustomerColumns::of(&rows);
+    let c = CustomerColumns::of(&rows)?;
     // New ids are inserted; the statement's own read of `customers` sees the rows stored
     // before it, and returns those (ids not inserted) whose contents differ.
     let differing: HashSet<String> = sqlx::query_scalar!(
@@ -138,10 +135,9 @@ pub(super) async fn apply_customer_updates(
     tx: &mut PgConnection,
     updates: &[(usize, &CustomerUpdated)],
     out: &mut BatchOutcome,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     for &(i, u) in updates {
-        let changes = serde_json::to_value(u)
-            .map_err(|e| sqlx::Error::Protocol(format!("a customer change as JSON: {e}")))?;
+        let changes = serde_json::to_value(u)?;
         let row = sqlx::query!(
             "WITH prev AS (SELECT c.* FROM customers c WHERE c.customer_id = $2 FOR UPDATE), \
              ins AS (INSERT INTO customer_changes (update_id, customer_id, version, changed_at, \
@@ -230,7 +226,7 @@ pub(super) type CustomerRisk = (String, f64, DateTime<Utc>);
 pub(super) async fn upsert_customer_risk(
     tx: &mut PgConnection,
     risk: &[CustomerRisk],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     if risk.is_empty() {
         return Ok(());
     }

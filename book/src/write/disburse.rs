@@ -1,6 +1,7 @@
 //! Disbursals: the loan row and its repayment schedule.
 
-use super::BatchOutcome;
+use super::batch::BatchOutcome;
+use super::batch::WriteError;
 use crate::message::Rejection;
 use risk_core::money::RateBps;
 use risk_core::schedule::schedule;
@@ -12,7 +13,7 @@ pub(super) async fn disburse(
     tx: &mut PgConnection,
     disbursals: &[(usize, &LoanDisbursed)],
     out: &mut BatchOutcome,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     if disbursals.is_empty() {
         return Ok(());
     }

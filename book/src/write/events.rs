@@ -1,14 +1,14 @@
 //! Loan events: dispatch by kind, unknown loans, and the day-end ticks that close a day.
 
+use super::batch::{ApplyContext, BatchOutcome, WriteError};
 use super::disburse::disburse;
 use super::payments::{receive_payments, write_daily, Arrival, Daily};
 use super::write_offs::{mark_loss, release_pending, write_off};
-use super::{ApplyContext, BatchOutcome};
 use crate::dayend::{self};
-use crate::message::{Incoming, Rejection};
+use crate::message::Incoming;
 use chrono::NaiveDate;
 use risk_core::dpd::PrepaymentMode;
-use schemas::{LoanAction, LoanEventBody};
+use schemas::LoanEventBody;
 use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
 
@@ -21,7 +21,7 @@ pub(super) async fn apply_events(
     events: &[(usize, &Incoming, &schemas::LoanEvent)],
     mode: PrepaymentMode,
     out: &mut BatchOutcome,
-) -> Result<Vec<Tick>, sqlx::Error> {
+) -> Result<Vec<Tick>, WriteError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -119,7 +119,7 @@ pub(super) async fn record_ticks(
     ctx: &ApplyContext,
     ticks: &[Tick],
     out: &mut BatchOutcome,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     let mode = ctx.domain.servicing.prepayment;
     let mut closed_dates = HashSet::new();
     let mut open = Vec::with_capacity(ticks.len());
@@ -154,45 +154,6 @@ pub(super) async fn record_ticks(
     Ok(())
 }
 
-pub(super) async fn known_loans(
-    tx: &mut PgConnection,
-    actions: &[(usize, &LoanAction)],
-) -> Result<HashSet<String>, sqlx::Error> {
-    let ids: Vec<String> = actions.iter().map(|(_, a)| a.loan_id.clone()).collect();
-    Ok(sqlx::query_scalar!(
-        "SELECT loan_id FROM loan_status WHERE loan_id = ANY($1)",
-        &ids
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect())
-}
-
-pub(super) fn reject_unknown(
-    actions: &[(usize, &LoanAction)],
-    known: &HashSet<String>,
-    out: &mut BatchOutcome,
-) -> (Vec<String>, Vec<NaiveDate>) {
-    let mut ids = Vec::new();
-    let mut dates = Vec::new();
-    for (i, a) in actions {
-        if known.contains(&a.loan_id) {
-            ids.push(a.loan_id.clone());
-            dates.push(a.on);
-        } else {
-            out.rejected.push((
-                *i,
-                Rejection {
-                    class: "unknown_loan",
-                    message: "no disbursed loan has this loan_id".into(),
-                },
-            ));
-        }
-    }
-    (ids, dates)
-}
-
 /// Record partition `partition`'s tick for `date` (its waiting events already applied); run the
 /// day-end when it is the last one. Returns whether the day is closed.
 pub(super) async fn record_tick(
@@ -201,7 +162,7 @@ pub(super) async fn record_tick(
     partition: i32,
     date: NaiveDate,
     out: &mut BatchOutcome,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, WriteError> {
     let row = sqlx::query!(
         "INSERT INTO business_days AS b (business_date, partitions, ticks) \
          VALUES ($1, $2, ARRAY[$3::int4]) \

@@ -5,66 +5,42 @@
 //! or by a previous owner of the partition) and is skipped. Customers, applications and
 //! decisions are upserts by their natural key; loan events are applied once per event id.
 //! Everything is set-based: one statement per kind of change, whatever the batch size.
+//!
+//! # Layout
+//! - `batch`: the context and outcome of a batch, [`WriteError`], and the shared helpers.
+//! - [`offsets`]: the consumed offsets kept with the book.
+//! - `customers`, `applications`: registrations and changes; applications and decisions.
+//! - `events`: loan events dispatched by kind, and the day-end ticks.
+//! - `disburse`, `payments`, `cursors`, `write_offs`, `known`: disbursals; payments allocated
+//!   through the schedule; the stored repayment cursors; write-offs and losses; loans known.
+//! - `symbols`: the schema symbols stored for enumerations.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
-use risk_core::settings::DomainSettings;
 use schemas::{CustomerRegistered, CustomerUpdated, Decision, LoanApplication, LoanEventBody};
 use sqlx::PgConnection;
 
-use crate::dayend::DayEndReport;
-use crate::message::{Incoming, Payload, Rejection, Source};
+use crate::message::{Incoming, Payload, Source};
 
 mod applications;
+mod batch;
 mod cursors;
 mod customers;
 mod disburse;
 mod events;
+mod known;
 pub mod offsets;
 mod payments;
 mod symbols;
 mod write_offs;
 
 use self::applications::{insert_applications, insert_decisions};
+pub use self::batch::{ApplyContext, BatchOutcome, WriteError};
 use self::customers::{apply_customer_updates, insert_customers, upsert_customer_risk};
 use self::events::{apply_events, record_ticks};
 use self::offsets::lock_offsets;
 pub use symbols::{employment_symbol, outcome_symbol, residence_symbol};
-
-/// What a batch needs to know besides its messages.
-#[derive(Debug, Clone)]
-pub struct ApplyContext {
-    /// Consumer group whose offsets are kept.
-    pub group: String,
-    /// Partitions of the events topic: a day closes when every one has delivered its tick.
-    pub event_partitions: i32,
-    /// Domain settings (day-end thresholds and rates).
-    pub domain: DomainSettings,
-}
-
-/// What applying a batch did.
-#[derive(Debug, Default)]
-pub struct BatchOutcome {
-    /// Messages applied (including ones that changed nothing, such as identical upserts).
-    pub applied: usize,
-    /// Messages below the stored offsets (applied before).
-    pub skipped: usize,
-    /// Loan events whose event id was applied before.
-    pub duplicates: usize,
-    /// Messages refused: index into the batch and why.
-    pub rejected: Vec<(usize, Rejection)>,
-    /// Day-end ticks recorded: (partition, business date, whether the day is now closed).
-    pub ticks: Vec<(i32, NaiveDate, bool)>,
-    /// Day-ends run by this batch.
-    pub closed: Vec<DayEndReport>,
-    /// Loan events dated on or before the last closed business date.
-    pub late: usize,
-    /// Next offsets per (topic, partition) after this batch.
-    pub offsets: Vec<(String, i32, i64)>,
-    /// Events partitions held at a day-end tick, with the date they wait for.
-    pub held: Vec<(i32, NaiveDate)>,
-}
 
 /// Apply `batch` inside the caller's transaction. The caller commits (after dead-lettering the
 /// rejected messages) or rolls back.
@@ -72,7 +48,7 @@ pub async fn apply_batch(
     tx: &mut PgConnection,
     ctx: &ApplyContext,
     batch: &[Incoming],
-) -> Result<BatchOutcome, sqlx::Error> {
+) -> Result<BatchOutcome, WriteError> {
     let mut out = BatchOutcome::default();
     let stored = lock_offsets(tx, &ctx.group, batch).await?;
 
@@ -169,59 +145,4 @@ pub async fn apply_batch(
     .await?;
     out.offsets = next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
     Ok(out)
-}
-
-/// Records are append-only: the first record of each key in the batch is kept; a later one
-/// that is identical changes nothing, a different one is refused as a conflict.
-fn first_by_key<'a, T: PartialEq, K: std::hash::Hash + Eq>(
-    items: &[(usize, &'a T)],
-    key: impl Fn(&T) -> K,
-    what: &str,
-    out: &mut BatchOutcome,
-) -> Vec<(usize, &'a T)> {
-    let mut index: HashMap<K, usize> = HashMap::new();
-    let mut kept: Vec<(usize, &'a T)> = Vec::new();
-    for &(i, item) in items {
-        match index.entry(key(item)) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                if kept[*e.get()].1 != item {
-                    out.rejected.push((i, conflict(what)));
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(kept.len());
-                kept.push((i, item));
-            }
-        }
-    }
-    kept
-}
-
-/// A record whose id is stored with other contents: history is never rewritten.
-fn conflict(what: &str) -> Rejection {
-    Rejection {
-        class: "conflict",
-        message: format!(
-            "{what} is already stored with other contents; a correction is a new record"
-        ),
-    }
-}
-
-/// Refuse the records whose key is in `stored_differently`; the rest go on.
-fn drop_conflicts<'a, T>(
-    rows: Vec<(usize, &'a T)>,
-    key: impl Fn(&T) -> &str,
-    stored_differently: &HashSet<String>,
-    what: &str,
-    out: &mut BatchOutcome,
-) -> Vec<(usize, &'a T)> {
-    rows.into_iter()
-        .filter(|(i, r)| {
-            let clash = stored_differently.contains(key(r));
-            if clash {
-                out.rejected.push((*i, conflict(what)));
-            }
-            !clash
-        })
-        .collect()
 }

@@ -1,7 +1,8 @@
 //! Payments: arrivals allocated against the schedule, the loan's balances and daily rows.
 
+use super::batch::BatchOutcome;
+use super::batch::WriteError;
 use super::cursors::{cursor_bug, cursors_of, effective_now, rewrite_schedules, Delta};
-use super::BatchOutcome;
 use crate::message::Rejection;
 use chrono::NaiveDate;
 use risk_core::dpd::{Allocation, Cursor, PrepaymentMode, MAX_PAYMENT};
@@ -24,7 +25,7 @@ pub(super) async fn receive_payments(
     mode: PrepaymentMode,
     daily: &mut Daily,
     out: &mut BatchOutcome,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     if payments.is_empty() {
         return Ok(());
     }
@@ -124,7 +125,7 @@ pub(super) async fn book_payments(
     last_closed: Option<NaiveDate>,
     mode: PrepaymentMode,
     daily: &mut Daily,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     if accepted.is_empty() {
         return Ok(());
     }
@@ -264,7 +265,7 @@ pub(super) async fn book_payments(
 
 /// Add the repayment counters of `daily` to the book's. The rows are shared by concurrent
 /// transactions: written once, last, in date order.
-pub(super) async fn write_daily(tx: &mut PgConnection, daily: &Daily) -> Result<(), sqlx::Error> {
+pub(super) async fn write_daily(tx: &mut PgConnection, daily: &Daily) -> Result<(), WriteError> {
     if daily.is_empty() {
         return Ok(());
     }
@@ -336,7 +337,7 @@ impl PaymentRows {
         self.settled_to.push(a.settled.map(|s| seq(s.1)));
     }
 
-    async fn insert(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    async fn insert(self, tx: &mut PgConnection) -> Result<(), WriteError> {
         if self.ids.is_empty() {
             return Ok(());
         }

@@ -1,9 +1,10 @@
 //! Write-offs, releases of payments held for them, and loss marking.
 
+use super::batch::BatchOutcome;
+use super::batch::WriteError;
 use super::cursors::effective_now;
-use super::events::{known_loans, reject_unknown};
+use super::known::{known_loans, reject_unknown};
 use super::payments::{book_payments, counted_on, write_daily, Arrival, Daily};
-use super::BatchOutcome;
 use crate::message::Rejection;
 use chrono::NaiveDate;
 use risk_core::dpd::PrepaymentMode;
@@ -18,7 +19,7 @@ pub(super) async fn write_off(
     actions: &[(usize, &LoanAction)],
     at: &Arrival<'_>,
     out: &mut BatchOutcome,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     let last_closed = at.last_closed;
     if actions.is_empty() {
         return Ok(());
@@ -87,7 +88,7 @@ pub(super) async fn apply_write_offs(
     tx: &mut PgConnection,
     write_offs: &[(String, NaiveDate)],
     last_closed: Option<NaiveDate>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     if write_offs.is_empty() {
         return Ok(());
     }
@@ -129,7 +130,7 @@ pub(super) async fn release_pending(
     date: NaiveDate,
     mode: PrepaymentMode,
     partition: Option<i32>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     let last_closed: Option<NaiveDate> = sqlx::query_scalar!(
         "SELECT max(business_date) FROM business_days WHERE closed_at IS NOT NULL"
     )
@@ -201,7 +202,7 @@ pub(super) async fn mark_loss(
     tx: &mut PgConnection,
     actions: &[(usize, &LoanAction)],
     out: &mut BatchOutcome,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     if actions.is_empty() {
         return Ok(());
     }

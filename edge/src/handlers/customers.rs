@@ -17,7 +17,7 @@ use super::{json, ok, Answer};
 use crate::api::{self, CustomerBody, CustomerChangeBody, Page};
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
-use crate::Edge;
+use crate::state::Edge;
 
 fn view(c: &Customer, personal: bool) -> serde_json::Value {
     let mut v = serde_json::json!({
@@ -232,7 +232,7 @@ pub async fn change(
         "Customer change published"
     );
     let started = Instant::now();
-    let deadline = crate::ms(edge.settings.customer_timeout_ms);
+    let deadline = crate::state::ms(edge.settings.customer_timeout_ms);
     while started.elapsed() < deadline {
         let version = book_customers::change_version(&edge.pool, &update.update_id).await?;
         if let Some(version) = version {
@@ -250,7 +250,7 @@ pub async fn change(
             }
             return Ok(json(&v, StatusCode::OK));
         }
-        tokio::time::sleep(crate::ms(25)).await;
+        tokio::time::sleep(crate::state::ms(25)).await;
     }
     Ok(json(
         &serde_json::json!({
@@ -330,7 +330,7 @@ async fn publish(edge: &Edge, customer_id: &str, bytes: &[u8], what: &str) -> Re
             FutureRecord::to(&edge.topics.customers)
                 .key(customer_id)
                 .payload(bytes),
-            crate::ms(edge.settings.customer_timeout_ms),
+            crate::state::ms(edge.settings.customer_timeout_ms),
         )
         .await
         .map_err(|(e, _)| {
@@ -442,7 +442,7 @@ pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) 
     // Who registered whom, in the audit trail.
     audited(&edge, &who, "customer.registered", &c.customer_id).await?;
     let started = Instant::now();
-    let deadline = crate::ms(edge.settings.customer_timeout_ms);
+    let deadline = crate::state::ms(edge.settings.customer_timeout_ms);
     while started.elapsed() < deadline {
         let stored = book_customers::registered_since(
             &edge.pool,
@@ -456,7 +456,7 @@ pub async fn register(edge: Arc<Edge>, who: Principal, body: serde_json::Value) 
                 StatusCode::CREATED,
             ));
         }
-        tokio::time::sleep(crate::ms(25)).await;
+        tokio::time::sleep(crate::state::ms(25)).await;
     }
     Ok(json(
         &serde_json::json!({

@@ -14,7 +14,7 @@ use super::{json, ok, Answer};
 use crate::api::{self, DecisionView, Page, SeedApply};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::Edge;
+use crate::state::Edge;
 
 /// A body is a full application when it carries an `applicant`; else the seed's short body.
 async fn application(edge: &Edge, body: serde_json::Value) -> Result<LoanApplication, ApiError> {
@@ -138,14 +138,17 @@ pub async fn apply(edge: Arc<Edge>, who: Principal, body: serde_json::Value) -> 
             FutureRecord::to(&edge.topics.applications)
                 .key(&app.application_id)
                 .payload(&bytes),
-            crate::ms(edge.settings.apply_timeout_ms),
+            crate::state::ms(edge.settings.apply_timeout_ms),
         )
         .await
         .map_err(|(e, _)| {
             tracing::warn!(error = %e, "Publishing an application failed");
             ApiError::unavailable("Kafka did not accept the application; retry")
         })?;
-    match wait.within(crate::ms(edge.settings.apply_timeout_ms)).await {
+    match wait
+        .within(crate::state::ms(edge.settings.apply_timeout_ms))
+        .await
+    {
         Some(d) => {
             edge.metrics
                 .applications

@@ -10,7 +10,7 @@ use scorer::models::AnnounceError;
 use super::{ok, Answer};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::Edge;
+use crate::state::Edge;
 
 /// Most models a list shows.
 const LIST_LIMIT: i64 = 500;

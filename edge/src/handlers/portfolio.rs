@@ -11,7 +11,7 @@ use warp::Reply;
 use super::Answer;
 use crate::api::{AsOf, SummaryView, TrendQuery};
 use crate::error::ApiError;
-use crate::Edge;
+use crate::state::Edge;
 
 /// A JSON answer from the cache, or computed by `f` and kept.
 async fn cached<T, F, Fut>(edge: &Edge, key: String, f: F) -> Answer

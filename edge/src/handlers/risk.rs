@@ -10,7 +10,7 @@ use super::{ok, Answer};
 use crate::api;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::Edge;
+use crate::state::Edge;
 
 /// Shocks of a stress test.
 #[derive(Debug, Clone, Deserialize)]

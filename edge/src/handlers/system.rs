@@ -7,7 +7,7 @@ use rdkafka::producer::Producer;
 use warp::http::StatusCode;
 
 use super::{json, Answer};
-use crate::Edge;
+use crate::state::Edge;
 
 /// Liveness: the process answers.
 pub async fn health() -> Answer {

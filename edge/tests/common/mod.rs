@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use book::scratch::ScratchDatabase;
 use edge::auth::{create_key, Role};
 use edge::{Edge, EdgeSettings};
 use runtime::kafka::EmbeddedKafka;
 use runtime::postgres::connect;
 use runtime::settings::Topics;
+use tests::scratch::ScratchDatabase;
 use tokio_util::sync::CancellationToken;
 
 pub struct Harness {

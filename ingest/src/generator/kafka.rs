@@ -81,13 +81,11 @@ impl<T: Sink> KafkaSink<T> {
         truth: T,
     ) -> Result<Self, SinkError> {
         let counter = DeliveryCounter::default();
-        let producer: ThreadedProducer<DeliveryCounter> = config
-            .create_with_context(counter.clone())
-            .map_err(|e| SinkError::Kafka(e.to_string()))?;
+        let producer: ThreadedProducer<DeliveryCounter> =
+            config.create_with_context(counter.clone())?;
         let metadata = producer
             .client()
-            .fetch_metadata(Some(&topics.events), Duration::from_secs(10))
-            .map_err(|e| SinkError::Kafka(e.to_string()))?;
+            .fetch_metadata(Some(&topics.events), Duration::from_secs(10))?;
         let event_partitions = metadata.topics().first().map_or(1, |t| {
             i32::try_from(t.partitions().len()).unwrap_or(1).max(1)
         });
@@ -124,14 +122,14 @@ impl<T: Sink> KafkaSink<T> {
                     record = back;
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err((e, _)) => return Err(SinkError::Kafka(e.to_string())),
+                Err((e, _)) => return Err(SinkError::Kafka(e)),
             }
         }
     }
 }
 
 fn encode<M: schemas::AvroMessage>(m: &M) -> Result<Vec<u8>, SinkError> {
-    schemas::encode(m).map_err(|e| SinkError::Encode(e.to_string()))
+    schemas::encode(m).map_err(|e| SinkError::Schema(e.to_string()))
 }
 
 impl<T: Sink> Sink for KafkaSink<T> {
@@ -165,14 +163,10 @@ impl<T: Sink> Sink for KafkaSink<T> {
         self.truth.truth(t)
     }
     fn finish(&mut self) -> Result<(), SinkError> {
-        self.producer
-            .flush(Duration::from_secs(60))
-            .map_err(|e| SinkError::Kafka(e.to_string()))?;
+        self.producer.flush(Duration::from_secs(60))?;
         let failed = self.counter.failed.load(Ordering::Relaxed);
         if failed > 0 {
-            return Err(SinkError::Kafka(format!(
-                "{failed} messages were not acknowledged"
-            )));
+            return Err(SinkError::Unacknowledged(failed));
         }
         self.truth.finish()
     }

@@ -7,7 +7,7 @@
 //! - [`truth`]: the causal model of default and its calibration.
 //! - [`legacy`]: the lender's previous rule-based policy.
 //! - [`servicing`]: how each loan is repaid (or not).
-//! - [`sink`]: files, Kafka or memory.
+//! - [`sink`]: files or memory; [`kafka`]: the topics.
 //! - [`summary`]: what was generated and how it performed.
 //!
 //! The simulation steps one business day at a time: that day's applications and decisions,
@@ -153,6 +153,18 @@ impl Ids {
     fn event(&mut self) -> String {
         self.event += 1;
         format!("EV-{:011}", self.event)
+    }
+}
+
+impl sink::MemorySink {
+    /// A whole generated history, in memory.
+    pub fn generated(
+        settings: &GeneratorSettings,
+        domain: &risk_core::settings::DomainSettings,
+    ) -> Result<sink::MemorySink, GenerateError> {
+        let mut sink = sink::MemorySink::default();
+        generate(settings, domain, &mut sink, &mut |_, _| {})?;
+        Ok(sink)
     }
 }
 

@@ -20,12 +20,21 @@ pub enum SinkError {
         /// Cause.
         source: std::io::Error,
     },
-    /// Encoding trouble (a defect: types and schemas disagree).
+    /// A record could not be written as JSON.
+    #[error("encoding a record as JSON")]
+    Json(#[from] serde_json::Error),
+    /// A record could not be written as Avro.
+    #[error("encoding a record as Avro")]
+    Avro(#[source] Box<apache_avro::Error>),
+    /// A record and its schema disagree (a defect).
     #[error("encoding: {0}")]
-    Encode(String),
+    Schema(String),
     /// Kafka refused or timed out.
-    #[error("kafka: {0}")]
-    Kafka(String),
+    #[error("Kafka")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Messages the brokers never acknowledged.
+    #[error("{0} messages were not acknowledged")]
+    Unacknowledged(u64),
     /// The consumer of the output asked to stop (Ctrl-C during a paced stream).
     #[error("stopped")]
     Stopped,
@@ -77,18 +86,6 @@ pub struct MemorySink {
     pub events: Vec<LoanEvent>,
     /// Truth.
     pub truth: Vec<TruthRow>,
-}
-
-impl MemorySink {
-    /// A whole generated history, in memory.
-    pub fn generated(
-        settings: &super::GeneratorSettings,
-        domain: &risk_core::settings::DomainSettings,
-    ) -> Result<MemorySink, super::GenerateError> {
-        let mut sink = MemorySink::default();
-        super::generate(settings, domain, &mut sink, &mut |_, _| {})?;
-        Ok(sink)
-    }
 }
 
 impl Sink for MemorySink {
@@ -191,7 +188,7 @@ impl Stream {
         let buf = BufWriter::with_capacity(1 << 20, file);
         let version = Registry::global()
             .latest(family)
-            .ok_or_else(|| SinkError::Encode(format!("no schema for {family}")))?;
+            .ok_or_else(|| SinkError::Schema(format!("no schema for {family}")))?;
         let out = match format {
             FileFormat::Jsonl => Out::Json(buf),
             FileFormat::Avro => {
@@ -232,14 +229,12 @@ impl Stream {
         };
         match &mut self.out {
             Out::Json(w) => {
-                serde_json::to_writer(&mut *w, record)
-                    .map_err(|e| SinkError::Encode(e.to_string()))?;
+                serde_json::to_writer(&mut *w, record)?;
                 w.write_all(b"\n").map_err(io)
             }
             Out::Avro(w) => {
-                let value = record.to_avro(self.schema).map_err(SinkError::Encode)?;
-                w.append(value)
-                    .map_err(|e| SinkError::Encode(e.to_string()))?;
+                let value = record.to_avro(self.schema).map_err(SinkError::Schema)?;
+                w.append(value).map_err(|e| SinkError::Avro(Box::new(e)))?;
                 Ok(())
             }
         }
@@ -250,7 +245,7 @@ impl Stream {
         match &mut self.out {
             Out::Json(w) => w.flush().map_err(|source| SinkError::Io { path, source }),
             Out::Avro(w) => {
-                w.flush().map_err(|e| SinkError::Encode(e.to_string()))?;
+                w.flush().map_err(|e| SinkError::Avro(Box::new(e)))?;
                 w.get_mut()
                     .flush()
                     .map_err(|source| SinkError::Io { path, source })

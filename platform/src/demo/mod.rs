@@ -30,10 +30,19 @@ use self::sink::{start_group_at_end, DemoSink};
 use crate::settings::Settings;
 use crate::training::{summary, train_and_announce, Announcer, TrainingError};
 
-mod settings;
 mod sink;
 
-pub use settings::{DemoRequest, DemoSettings};
+/// One demo run: every setting (with `[demo]` already overridden by the command line), where
+/// to listen, and when to stop by itself.
+#[derive(Debug, Clone)]
+pub struct DemoRequest {
+    /// The whole settings tree.
+    pub settings: Settings,
+    /// Listen address of the dashboard and API (default `[infra.http] bind`).
+    pub bind: Option<String>,
+    /// Stop after this many live days (default: run until Ctrl-C).
+    pub exit_after_days: Option<u32>,
+}
 
 /// The demo's trainings: the `train` command's defaults with the demo's rounds, promoting
 /// only a better model.
@@ -307,7 +316,7 @@ pub async fn run(request: DemoRequest) -> anyhow::Result<()> {
     match gen_task.await? {
         Ok(_) => println!("The live stream has ended; still serving. Press Ctrl-C to stop."),
         Err(ingest::generator::GenerateError::Sink(SinkError::Stopped)) => {}
-        Err(e) => println!("The stream stopped: {e}"),
+        Err(e) => println!("The stream stopped: {}", runtime::telemetry::chain(&e)),
     }
     if exit_after_days.is_some() {
         shutdown.cancel();
@@ -320,13 +329,13 @@ pub async fn run(request: DemoRequest) -> anyhow::Result<()> {
             "scorer",
             scorer_task
                 .await
-                .map(|r| r.map(|_| ()).map_err(|e| e.to_string())),
+                .map(|r| r.map(|_| ()).map_err(|e| runtime::telemetry::chain(&e))),
         ),
         (
             "aggregator",
             agg_task
                 .await
-                .map(|r| r.map(|_| ()).map_err(|e| e.to_string())),
+                .map(|r| r.map(|_| ()).map_err(|e| runtime::telemetry::chain(&e))),
         ),
     ] {
         if let Ok(Err(e)) = result {

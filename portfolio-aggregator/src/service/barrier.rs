@@ -5,7 +5,8 @@ use chrono::NaiveDate;
 use rdkafka::consumer::Consumer;
 use rdkafka::TopicPartitionList;
 
-use super::{AggregatorError, Loop};
+use super::error::AggregatorError;
+use super::state::Loop;
 
 impl Loop {
     /// Resume the events partitions whose day has closed, from the offsets in the book.

@@ -9,8 +9,9 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use schemas::LoanEventBody;
 
+use super::error::AggregatorError;
 use super::error::CommitError;
-use super::{AggregatorError, Loop};
+use super::state::Loop;
 use book::message::{parse, Incoming, Payload, Rejection, Source};
 use book::write::BatchOutcome;
 
@@ -299,7 +300,7 @@ impl Loop {
         }
         let ready: Vec<i32> = ready.into_iter().map(|(p, _)| p).collect();
         if let Err(error) = self.resume_from_book(&ready) {
-            tracing::warn!(%error, "Cannot resume after the day-end");
+            tracing::warn!(error = %runtime::telemetry::chain(&error), "Cannot resume after the day-end");
         }
     }
 }

@@ -43,6 +43,18 @@ pub enum CommitError {
     Kafka(#[source] KafkaError),
 }
 
+impl From<book::write::WriteError> for CommitError {
+    fn from(e: book::write::WriteError) -> Self {
+        use book::write::WriteError;
+        match e {
+            WriteError::Database(e) => e.into(),
+            // A record the book cannot write: retrying cannot help; the batch is split until
+            // the message is found and dead-lettered with the reason.
+            other => Self::Data(runtime::telemetry::chain(&other)),
+        }
+    }
+}
+
 impl From<sqlx::Error> for CommitError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {

@@ -21,10 +21,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDate;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureProducer;
-use serde::Serialize;
 use sqlx::PgPool;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use self::commit::Committer;
 use self::context::{AggregatorConsumer, AggregatorContext};
 use crate::metrics::Metrics;
-use book::message::{Incoming, Source};
+use book::message::Source;
 use book::write::ApplyContext;
 
 mod barrier;
@@ -41,24 +39,12 @@ mod commit;
 pub mod context;
 pub mod error;
 pub mod settings;
+mod state;
 
 pub use error::AggregatorError;
 pub use settings::{AggregatorService, AggregatorSettings};
-
-/// Totals of a run.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct RunTotals {
-    /// Messages applied.
-    pub applied: u64,
-    /// Messages skipped (already applied).
-    pub skipped: u64,
-    /// Messages dead-lettered.
-    pub dead_lettered: u64,
-    /// Batches committed.
-    pub batches: u64,
-    /// Day-ends run by this process.
-    pub day_ends: u64,
-}
+use state::Loop;
+pub use state::RunTotals;
 
 /// Run the aggregator until `shutdown`. The book's schema must be migrated.
 pub async fn run(
@@ -87,24 +73,6 @@ pub async fn run_loop(
 ) -> Result<RunTotals, AggregatorError> {
     let handle = Handle::current();
     tokio::task::spawn_blocking(move || consume(svc, pool, metrics, shutdown, handle)).await?
-}
-
-struct Loop {
-    svc: AggregatorService,
-    pool: PgPool,
-    metrics: Metrics,
-    handle: Handle,
-    consumer: AggregatorConsumer,
-    committer: Arc<Committer>,
-    sources: HashMap<String, Source>,
-    /// Events partitions waiting at a day-end tick, with the date they wait for.
-    waiting: HashMap<i32, NaiveDate>,
-    /// Messages of waiting partitions, in order, kept until their day closes.
-    held: HashMap<i32, VecDeque<Incoming>>,
-    /// Messages released by a closed day, delivered before anything newly polled.
-    replay: VecDeque<Incoming>,
-    totals: RunTotals,
-    shutdown: CancellationToken,
 }
 
 fn consume(
