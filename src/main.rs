@@ -39,8 +39,8 @@ enum Command {
     /// trained and promoted model, then a live stream of applications and loan events, with the
     /// dashboard and API. Prints the URLs and API keys; Ctrl-C stops.
     Demo(demo::DemoArgs),
-    /// Serve the REST API, the dashboard and /metrics (KAFKA_BROKERS and DATABASE_URL, else
-    /// embedded ones).
+    /// Serve the REST API, the dashboard and /metrics (needs KAFKA_BROKERS and DATABASE_URL;
+    /// only `demo` and `infra` start embedded servers).
     Serve(serve::ServeArgs),
     /// API keys: create (printed once, stored hashed), list, revoke.
     #[command(subcommand)]

@@ -1,4 +1,5 @@
-//! Kafka and PostgreSQL for a process: the configured servers, or embedded ones when unset.
+//! Kafka and PostgreSQL for a process: the configured servers ([`Infra::configured`], every
+//! stage), or embedded ones when unset ([`Infra::start`], only `demo` and `infra`).
 
 use crate::kafka::{EmbeddedKafka, EmbeddedKafkaError};
 use crate::postgres::{EmbeddedPostgres, PgError};
@@ -13,6 +14,29 @@ pub enum InfraError {
     /// Embedded PostgreSQL failed.
     #[error(transparent)]
     Postgres(#[from] PgError),
+    /// A server the command needs is not configured (only `demo` and `infra` start embedded
+    /// ones).
+    #[error(
+        "{setting} is not set: this command uses the configured {server} and never starts an \
+         embedded one (only `credit-risk demo` and `credit-risk infra` do)"
+    )]
+    NotConfigured {
+        /// The setting to give (environment variable, or the settings file's key).
+        setting: &'static str,
+        /// Which server.
+        server: &'static str,
+    },
+}
+
+/// Whether a command needs a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// It cannot run without it.
+    Required,
+    /// It uses it when configured (e.g. to announce a promotion).
+    Optional,
+    /// It does not use it.
+    Unused,
 }
 
 /// The servers a process talks to, owning the embedded ones it started.
@@ -64,6 +88,46 @@ impl Infra {
             database_url,
             kafka,
             postgres,
+        })
+    }
+
+    /// The configured servers only: a missing setting the command requires is an error naming
+    /// it; nothing embedded is started. `brokers` is empty when Kafka is not configured (and
+    /// not required).
+    pub fn configured(
+        settings: &InfraSettings,
+        kafka: Need,
+        database: Need,
+    ) -> Result<Self, InfraError> {
+        let brokers = settings
+            .kafka
+            .brokers
+            .clone()
+            .filter(|b| !b.trim().is_empty());
+        if kafka == Need::Required && brokers.is_none() {
+            return Err(InfraError::NotConfigured {
+                setting: "KAFKA_BROKERS (or [infra.kafka] brokers)",
+                server: "Kafka",
+            });
+        }
+        let database_url = settings.database.url.clone();
+        if database == Need::Required && database_url.is_none() {
+            return Err(InfraError::NotConfigured {
+                setting: "DATABASE_URL (or [infra.database] url)",
+                server: "PostgreSQL",
+            });
+        }
+        Ok(Self {
+            brokers: match kafka {
+                Need::Unused => String::new(),
+                _ => brokers.unwrap_or_default(),
+            },
+            database_url: match database {
+                Need::Unused => None,
+                _ => database_url,
+            },
+            kafka: None,
+            postgres: None,
         })
     }
 

@@ -5,7 +5,7 @@
 //! - [`telemetry`]: tracing subscriber (text or JSON).
 //! - [`shutdown`]: one cancellation token, tripped by SIGINT/SIGTERM.
 //! - [`metrics`]: the Prometheus registry and the `/metrics` warp filter.
-//! - [`infra`]: the configured servers, or embedded ones when none are configured.
+//! - [`infra`]: the configured servers (every stage), or embedded ones (`demo`, `infra`).
 //! - [`kafka`]: client configuration builders and the embedded (mock) Kafka cluster.
 //! - [`postgres`]: connection pools and the embedded private PostgreSQL cluster.
 //!

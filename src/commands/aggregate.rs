@@ -3,6 +3,7 @@
 use clap::Args;
 use platform::Settings;
 use portfolio_aggregator::service::AggregatorService;
+use runtime::infra::Need;
 
 /// Flags of `aggregate`; each overrides `[aggregator]`.
 #[derive(Debug, Args)]
@@ -19,7 +20,7 @@ pub struct AggregateArgs {
 pub async fn run(args: AggregateArgs, settings: Settings) -> anyhow::Result<()> {
     let shutdown = runtime::shutdown::on_signals();
     // The aggregator commits batches in parallel shares: a small pool serves them.
-    let (infra, pool) = super::open_book(&settings, 4).await?;
+    let (infra, pool) = super::open_book(&settings, Need::Required, 4).await?;
     let mut s = settings.aggregator.clone();
     s.metrics_bind = args.metrics_bind.unwrap_or(s.metrics_bind);
     s.batch_size = args.batch_size.unwrap_or(s.batch_size);

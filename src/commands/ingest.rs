@@ -8,6 +8,7 @@ use ingest::raw::IngestTopics;
 use rdkafka::producer::FutureProducer;
 
 use platform::Settings;
+use runtime::infra::{Infra, Need};
 
 /// Flags of `ingest`.
 #[derive(Debug, Args)]
@@ -27,7 +28,7 @@ pub struct IngestArgs {
 /// Run the stage until Ctrl-C, or load the file.
 pub async fn run(args: IngestArgs, settings: Settings) -> anyhow::Result<()> {
     let shutdown = runtime::shutdown::on_signals();
-    let infra = super::start_infra(&settings, false).await?;
+    let infra = Infra::configured(&settings.infra, Need::Required, Need::Unused)?;
     let t = &settings.infra.kafka.topics;
     let topics = IngestTopics {
         raw: t.applications_raw.clone(),

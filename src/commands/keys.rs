@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use edge::auth::Role;
 use platform::Settings;
+use runtime::infra::Need;
 
 /// `keys` subcommands.
 #[derive(Debug, Subcommand)]
@@ -32,8 +33,12 @@ pub enum KeysCommand {
 
 /// Manage API keys.
 pub async fn run(cmd: KeysCommand, settings: Settings) -> anyhow::Result<()> {
-    let (infra, pool) =
-        super::open_book(&settings, settings.infra.database.max_connections).await?;
+    let (infra, pool) = super::open_book(
+        &settings,
+        Need::Unused,
+        settings.infra.database.max_connections,
+    )
+    .await?;
     let actor = "credit-risk keys";
     let result = match cmd {
         KeysCommand::Create {

@@ -13,6 +13,7 @@ pub mod train;
 
 use anyhow::Context;
 use platform::Settings;
+use runtime::infra::{Infra, Need};
 
 /// A progress bar of `len` steps drawn with `template`, labelled `message`.
 fn bar(len: u64, template: &str, message: &str) -> indicatif::ProgressBar {
@@ -26,28 +27,14 @@ fn bar(len: u64, template: &str, message: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// The configured servers, or embedded ones (their addresses printed on stderr, so a command's
-/// own output stays clean).
-async fn start_infra(
-    settings: &Settings,
-    with_database: bool,
-) -> anyhow::Result<runtime::infra::Infra> {
-    let infra = runtime::infra::Infra::start(&settings.infra, with_database).await?;
-    if infra.embedded_kafka().is_some() {
-        eprintln!("Embedded Kafka bootstrap servers: {}", infra.brokers);
-    }
-    if let Some(pg) = infra.embedded_postgres() {
-        eprintln!("Embedded PostgreSQL: {}", pg.url().masked());
-    }
-    Ok(infra)
-}
-
-/// The configured (or embedded) servers and a migrated pool of `connections` on the book.
+/// The configured servers (Kafka as `kafka` says) and a migrated pool of `connections` on the
+/// book. Only `demo` and `infra` start embedded servers.
 async fn open_book(
     settings: &Settings,
+    kafka: Need,
     connections: u32,
-) -> anyhow::Result<(runtime::infra::Infra, sqlx::PgPool)> {
-    let infra = start_infra(settings, true).await?;
+) -> anyhow::Result<(Infra, sqlx::PgPool)> {
+    let infra = Infra::configured(&settings.infra, kafka, Need::Required)?;
     let url = infra
         .database_url
         .clone()

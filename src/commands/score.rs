@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use platform::Settings;
+use runtime::infra::{Infra, Need};
 use scorer::decide::Explain;
 use scorer::service::{ScorerService, ScorerSettings};
 
@@ -27,7 +28,7 @@ pub struct ScoreArgs {
 /// Run the scorer until Ctrl-C.
 pub async fn run(args: ScoreArgs, settings: Settings) -> anyhow::Result<()> {
     let shutdown = runtime::shutdown::on_signals();
-    let infra = super::start_infra(&settings, false).await?;
+    let infra = Infra::configured(&settings.infra, Need::Required, Need::Unused)?;
     let mut s: ScorerSettings = settings.scorer.clone();
     s.model_path = args.model.or(s.model_path);
     s.explain = args.explain.unwrap_or(s.explain);

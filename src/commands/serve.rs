@@ -2,6 +2,7 @@
 
 use clap::Args;
 use platform::Settings;
+use runtime::infra::Need;
 
 /// Flags of `serve`.
 #[derive(Debug, Args)]
@@ -21,8 +22,12 @@ pub async fn run(args: ServeArgs, mut settings: Settings) -> anyhow::Result<()> 
         settings.edge.metrics_bind = m;
     }
     let shutdown = runtime::shutdown::on_signals();
-    let (infra, pool) =
-        super::open_book(&settings, settings.infra.database.max_connections).await?;
+    let (infra, pool) = super::open_book(
+        &settings,
+        Need::Required,
+        settings.infra.database.max_connections,
+    )
+    .await?;
     let edge = edge::build(
         pool.clone(),
         &infra.brokers,

@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 use platform::training::{summary, train_and_announce, Announcer};
 use platform::Settings;
 use rdkafka::producer::FutureProducer;
+use runtime::infra::Need;
 use trainer::from_book::{BookTraining, Progress};
 use trainer::promotion::PromotionSettings;
 use trainer::xgb::{Mode, XgbParams};
@@ -26,7 +27,7 @@ pub struct TrainArgs {
     /// reports, registers no model). Categorical text columns are encoded, missing values kept.
     #[arg(long, value_name = "PATH")]
     csv: Option<PathBuf>,
-    /// Train from the loan book in PostgreSQL (DATABASE_URL, else the private database):
+    /// Train from the loan book in PostgreSQL (needs DATABASE_URL):
     /// matured loans labelled DPD > 90 within the performance window, features from the stored
     /// applications, evaluated out of time, registered in `models`.
     #[arg(long)]
@@ -178,7 +179,12 @@ async fn from_book(args: &TrainArgs, params: XgbParams, settings: &Settings) -> 
         ..PromotionSettings::default()
     };
     request.truth.clone_from(&args.truth);
-    let (infra, pool) = super::open_book(settings, settings.infra.database.max_connections).await?;
+    let (infra, pool) = super::open_book(
+        settings,
+        Need::Optional,
+        settings.infra.database.max_connections,
+    )
+    .await?;
     let producer: Option<FutureProducer> = match settings.infra.kafka.brokers.as_deref() {
         Some(brokers) => Some(runtime::kafka::producer_config(brokers).create()?),
         None => None,
