@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v promtool >/dev/null || { echo "promtool missing: apt-get install -y prometheus" >&2; exit 1; }
 promtool check rules deploy/prometheus/rules.yml
+# Every alert fires when it should and stays silent when it should not.
+promtool test rules deploy/prometheus/rules.test.yml
 promtool check config --syntax-only deploy/prometheus/prometheus.yml >/dev/null 2>&1 \
   || promtool check config deploy/prometheus/prometheus.yml
 python3 - <<'PY'
@@ -53,8 +55,10 @@ for m in sorted(used):
 # The image builds with the toolchain the workspace asks for.
 need = re.search(r'^rust-version = "([0-9.]+)"', open("Cargo.toml").read(), re.M).group(1)
 image = re.search(r"^FROM rust:([0-9.]+)", open("deploy/Dockerfile").read(), re.M).group(1)
-if tuple(map(int, image.split("."))) < tuple(map(int, need.split("."))):
-    errors.append(f"deploy/Dockerfile builds with Rust {image}; the workspace needs {need}")
+if image != need:
+    errors.append(f"deploy/Dockerfile builds with Rust {image}; the workspace's rust-version is {need}")
+if not re.search(r"^USER [0-9]+:[0-9]+$", open("deploy/Dockerfile").read(), re.M):
+    errors.append("deploy/Dockerfile: USER must be numeric (uid:gid) so runAsNonRoot can be verified")
 if errors:
     print("\n".join(errors), file=sys.stderr)
     sys.exit(1)

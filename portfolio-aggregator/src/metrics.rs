@@ -6,6 +6,11 @@ use prometheus::{
     Opts, Registry,
 };
 
+/// Day-end buckets, seconds: fine around the 30 s budget, so a p90 near it reads true.
+pub const DAY_END_BUCKETS: [f64; 16] = [
+    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, 60.0, 90.0, 180.0,
+];
+
 /// Every metric of the aggregator.
 #[derive(Clone)]
 pub struct Metrics {
@@ -71,7 +76,7 @@ impl Metrics {
             )?,
             day_end_seconds: Histogram::with_opts(
                 HistogramOpts::new("aggregator_day_end_seconds", "Day-end duration.")
-                    .buckets(exponential_buckets(1e-2, 3.0, 10)?),
+                    .buckets(DAY_END_BUCKETS.to_vec()),
             )?,
             last_business_day: IntGauge::new(
                 "aggregator_last_business_day_days",
