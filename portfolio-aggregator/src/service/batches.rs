@@ -164,7 +164,7 @@ impl Loop {
                     pending.clear();
                     return Ok(());
                 }
-                Err(CommitError::Data(error)) if pending.len() > 1 => {
+                Err(error @ CommitError::Data { .. }) if pending.len() > 1 => {
                     // A message the database refuses: find it by halving, dead-letter it alone.
                     tracing::warn!(%error, size = pending.len(), "Batch refused; splitting");
                     let mut second = pending.split_off(pending.len() / 2);
@@ -173,13 +173,10 @@ impl Loop {
                     pending.clear();
                     return Ok(());
                 }
-                Err(CommitError::Data(error)) => {
-                    tracing::warn!(%error, "Message refused by the database; dead-lettering");
+                Err(CommitError::Data { class, message }) => {
+                    tracing::warn!(class, %message, "Message cannot be written; dead-lettering");
                     if let Some(m) = pending.first_mut() {
-                        m.payload = Err(Rejection {
-                            class: "refused_by_database",
-                            message: error,
-                        });
+                        m.payload = Err(Rejection { class, message });
                     }
                 }
                 Err(error) => {

@@ -31,10 +31,17 @@ pub enum AggregatorError {
 /// Why a batch could not be committed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    /// The database refused the data (a constraint or a value): retrying cannot help. The
-    /// database's message goes into the dead letter's headers.
-    #[error("the database refused a message: {0}")]
-    Data(String),
+    /// A message cannot be written: the database refused its data (a constraint or a value,
+    /// class `refused_by_database`) or the book could not encode it (`unwritable`). Retrying
+    /// cannot help; the message is found by halving the batch and dead-lettered with `class`
+    /// and `message` in its headers.
+    #[error("a message cannot be written ({class}): {message}")]
+    Data {
+        /// The dead letter's error class.
+        class: &'static str,
+        /// Why.
+        message: String,
+    },
     /// The database is unreachable or failed: retry.
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -50,7 +57,10 @@ impl From<book::write::WriteError> for CommitError {
             WriteError::Database(e) => e.into(),
             // A record the book cannot write: retrying cannot help; the batch is split until
             // the message is found and dead-lettered with the reason.
-            other => Self::Data(runtime::telemetry::chain(&other)),
+            other => Self::Data {
+                class: "unwritable",
+                message: runtime::telemetry::chain(&other),
+            },
         }
     }
 }
@@ -61,7 +71,10 @@ impl From<sqlx::Error> for CommitError {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
             // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
             if code.starts_with("22") || code.starts_with("23") {
-                return Self::Data(db.message().to_string());
+                return Self::Data {
+                    class: "refused_by_database",
+                    message: db.message().to_string(),
+                };
             }
         }
         Self::Unavailable(e)
